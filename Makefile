@@ -1,0 +1,38 @@
+# Two commands for a newcomer: `make demo` and `make test`. Each creates .venv when missing and installs
+# what it needs. torch is pinned to the CPU build here (never in the library's metadata).
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+TORCH   := torch==2.13.0
+STAMP   := $(VENV)/.qsafe-installed
+NODEDIR := tests/interop/node
+
+.PHONY: demo test test-slow test-all peers bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check $(TORCH) -e '.[dev]'
+	@touch $@
+
+# Interop peers the tests talk to: Debian's age and the npm age-encryption package.
+peers:
+	@command -v age >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq age; }
+	@if [ -f $(NODEDIR)/package.json ] && [ ! -d $(NODEDIR)/node_modules ]; then \
+	  cd $(NODEDIR) && npm ci --no-audit --no-fund --loglevel=error; fi
+
+demo: $(STAMP)
+	$(PY) examples/demo/run.py
+
+test: $(STAMP) peers
+	$(PY) -m pytest -q -n 2 -m "not slow"
+
+test-slow: $(STAMP) peers
+	@rc=0; $(PY) -m pytest -q -n 2 -m slow || rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
+
+test-all: test test-slow
+
+bench: $(STAMP) peers
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) $(NODEDIR)/node_modules .pytest_cache .hypothesis

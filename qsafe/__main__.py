@@ -1,0 +1,5 @@
+"""``python -m qsafe`` runs the CLI."""
+
+from qsafe.cli import run
+
+run()

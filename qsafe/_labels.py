@@ -1,0 +1,26 @@
+"""Every domain-separation label of qsafe in one place: ML-DSA context strings, HKDF infos, media types.
+
+A label is never reused for two purposes, so a signature or key made for one use cannot be replayed in another.
+"""
+
+from __future__ import annotations
+
+# ML-DSA (FIPS 204) context strings, one per use (at most 255 bytes each).
+MLDSA_CONTEXT_MODEL_BUNDLE = b"qsafe/v1 model-bundle dsse"
+MLDSA_CONTEXT_FL_UPDATE = b"qsafe/v1 federated-update"
+MLDSA_CONTEXT_AUDIT_HEAD = b"qsafe/v1 audit-round-head"
+MLDSA_CONTEXT_ATTESTATION_RESULT = b"qsafe/v1 attestation-result"
+
+# Media and predicate types.
+SIGSTORE_BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+DSSE_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+IN_TOTO_STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+OMS_PREDICATE_TYPE = "https://model_signing/signature/v1.0"
+ATTESTATION_RESULT_PREDICATE_TYPE = "https://qsafe.dev/attestation-result/v1"
+
+# Binding hash for attestation freshness (nonce || model digest || policy digest).
+ATTESTATION_BINDING_LABEL = b"qsafe/v1 attestation-binding"
+
+# Federated-update container magic.
+FL_UPDATE_MAGIC = b"qsafe-fl-update/v1\n"
+FL_CONTEXT_FINGERPRINT_LABEL = b"qsafe/v1 he-context-fingerprint"

@@ -1,0 +1,97 @@
+"""The ``qsafe`` command line. The only package that imports click.
+
+Commands are loaded lazily: ``qsafe verify`` imports the signing modules only, never torch or tenseal.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from qsafe import __version__
+from qsafe.errors import QsafeError
+
+# command name -> "module:attribute"; each module is imported only when its command runs.
+COMMANDS: dict[str, str] = {
+    "keygen": "qsafe.cli.keys:keygen",
+    "sign": "qsafe.cli.signing:sign",
+    "verify": "qsafe.cli.signing:verify",
+    "inspect": "qsafe.cli.signing:inspect_cmd",
+    "encrypt": "qsafe.cli.encryption:encrypt",
+    "decrypt": "qsafe.cli.encryption:decrypt",
+    "fl": "qsafe.cli.federated:fl",
+    "attest": "qsafe.cli.attestation:attest",
+    "load": "qsafe.cli.loading:load",
+}
+
+# One-line help shown by `qsafe --help` without importing any command module.
+SHORT_HELP: dict[str, str] = {
+    "keygen": "Generate a signing key pair or an encryption identity.",
+    "sign": "Sign a model file or directory (writes model.sig).",
+    "verify": "Verify a model against its signature; silent on success.",
+    "inspect": "Show a signature bundle's signers, algorithms and digests.",
+    "encrypt": "Encrypt a file or model directory to age recipients.",
+    "decrypt": "Decrypt an age file (or extract an encrypted directory).",
+    "fl": "Homomorphically encrypted federated updates and robust aggregation.",
+    "attest": "Collect and appraise attestation evidence against a policy.",
+    "load": "Verify, attest, then load a model's tensors (the gate).",
+}
+
+
+def render_error(err: QsafeError) -> None:
+    """Write ``qsafe: error: …`` and ``qsafe: hint: …`` to stderr."""
+    for line in str(err).splitlines() or [type(err).__name__]:
+        click.echo(f"qsafe: error: {line}", err=True)
+    if err.hint:
+        click.echo(f"qsafe: hint: {err.hint}", err=True)
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use and whose QsafeErrors become exit codes."""
+
+    def __init__(
+        self, *args: Any, lazy: dict[str, str] | None = None, short_help: dict[str, str] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+        self.lazy_help = dict(short_help or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, self.lazy_help.get(name, "")) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            module_name, attr = self.lazy[cmd_name].split(":")
+            command = getattr(importlib.import_module(module_name), attr)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except QsafeError as err:
+            render_error(err)
+            ctx.exit(err.exit_code)
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS, short_help=SHORT_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="qsafe")
+def main() -> None:
+    """qsafe: post-quantum model signing, age-format encryption, encrypted federated updates and attested loading.
+
+    Exit codes: 0 ok, 2 usage, 3-6 could not check, 10-19 checked and rejected (see README).
+    """
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())  # pragma: no cover

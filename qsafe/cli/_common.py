@@ -1,0 +1,77 @@
+"""Helpers shared by the CLI modules: passphrases, JSON output, progress bars. Click lives only here."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from qsafe.errors import UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+PASSPHRASE_ENV = "QSAFE_PASSPHRASE"
+
+
+def passphrase_options(func: F) -> F:
+    """Add ``--passphrase-file`` and ``--no-passphrase`` (secrets never come from argv)."""
+    func = click.option(
+        "--no-passphrase",
+        is_flag=True,
+        help="Write the secret unprotected (explicit opt-out; the default protects it with a passphrase).",
+    )(func)
+    func = click.option(
+        "--passphrase-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=f"Read the passphrase from this file (first line). Also: ${PASSPHRASE_ENV}, or a prompt.",
+    )(func)
+    return func
+
+
+def read_passphrase(
+    passphrase_file: Path | None, *, confirm: bool = False, prompt: str = "Passphrase"
+) -> bytes:
+    """Get a passphrase from ``--passphrase-file``, ``$QSAFE_PASSPHRASE`` or an interactive prompt.
+
+    Raises:
+        UsageError: no source is available (no file, no variable, no terminal) or the passphrase is empty.
+    """
+    if passphrase_file is not None:
+        try:
+            text = passphrase_file.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise UsageError(f"cannot read passphrase file {passphrase_file}: {exc.strerror}") from exc
+        value = text[0] if text else ""
+    elif os.environ.get(PASSPHRASE_ENV):
+        value = os.environ[PASSPHRASE_ENV]
+    elif sys.stdin.isatty() and sys.stderr.isatty():
+        value = click.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
+    else:
+        raise UsageError(
+            "a passphrase is needed but none was given",
+            hint=f"use --passphrase-file FILE or set {PASSPHRASE_ENV} (or --no-passphrase when writing)",
+        )
+    if not value:
+        raise UsageError("the passphrase is empty")
+    return value.encode("utf-8")
+
+
+def emit_json(data: Any) -> None:
+    """Write ``data`` as JSON to stdout (one document, sorted keys)."""
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+@contextlib.contextmanager
+def progress(total: int, label: str, *, enabled: bool = True) -> Iterator[Callable[[int], None]]:
+    """A progress callback ``advance(n)``; draws a bar on stderr only when stderr is a terminal."""
+    if not (enabled and sys.stderr.isatty()):
+        yield lambda n: None
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+        yield bar.update
