@@ -1,0 +1,215 @@
+"""Post-quantum file encryption in the age v1 format.
+
+Files are encrypted to ``age1pq1…`` recipients (ML-KEM-768 + X25519 hybrid, age v1.3 ``mlkem768x25519``), to
+classical ``age1…`` X25519 recipients, or to a passphrase (scrypt), and interoperate with age and typage.
+Decryption writes to a temporary file renamed into place only after the last chunk authenticated; to a file
+object it releases only authenticated chunks.
+
+Example:
+    >>> identity, recipient = generate_identity()
+    >>> encrypt("model.safetensors", "model.safetensors.age", recipients=[recipient])
+    >>> decrypt("model.safetensors.age", "model.safetensors", identities=[identity])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, BinaryIO, Union
+
+from qsafe._age import decrypt_with_passphrase, is_age_file
+from qsafe._age._core import AnyIdentity, AnyRecipient, read_age, write_age
+from qsafe._age._keys import (
+    encode_identity,
+    encode_recipient,
+    generate,
+    identity_file_text,
+    parse_identities,
+    parse_recipient,
+    parse_recipients,
+)
+from qsafe._age._recipients import DEFAULT_WORK_FACTOR, MAX_WORK_FACTOR, ScryptIdentity, ScryptRecipient
+from qsafe._io import atomic_output
+from qsafe.errors import KeyFileError, UsageError
+
+__all__ = [
+    "DEFAULT_WORK_FACTOR",
+    "MAX_WORK_FACTOR",
+    "decrypt",
+    "encrypt",
+    "generate_identity",
+    "identity_file_text",
+    "load_identities",
+    "load_recipients",
+]
+
+PathOrFile = Union[str, "os.PathLike[str]", BinaryIO, IO[bytes]]
+PassphraseSource = Union[bytes, Callable[[], bytes], None]
+
+
+def generate_identity(algorithm: str = "ml-kem-768-x25519") -> tuple[str, str]:
+    """Generate an age identity.
+
+    Args:
+        algorithm: ``"ml-kem-768-x25519"`` (post-quantum hybrid, the default) or ``"x25519"`` (classical).
+
+    Returns:
+        ``(identity, recipient)``: ``("AGE-SECRET-KEY-PQ-1…", "age1pq1…")`` or ``("AGE-SECRET-KEY-1…", "age1…")``.
+
+    Raises:
+        UsageError: unknown algorithm.
+    """
+    identity = generate(algorithm)
+    return encode_identity(identity), encode_recipient(identity.recipient())
+
+
+def load_recipients(recipients: Sequence[str] = (), recipients_files: Sequence[str | os.PathLike[str]] = ()
+                    ) -> list[AnyRecipient]:
+    """Parse recipient strings and recipients files (one per line, ``#`` comments).
+
+    Raises:
+        KeyFileError: a recipient is malformed or unsupported, or a file cannot be read.
+    """
+    parsed: list[AnyRecipient] = [parse_recipient(r) for r in recipients]
+    for path in recipients_files:
+        parsed.extend(parse_recipients(_read_text(path, "recipients file")))
+    return parsed
+
+
+def _read_text(path: str | os.PathLike[str], what: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"cannot read {what} {path}: {exc}") from exc
+
+
+def _passphrase(source: PassphraseSource, what: str) -> bytes:
+    if source is None:
+        raise UsageError(f"{what} is passphrase-protected but no passphrase was given")
+    return source() if callable(source) else source
+
+
+def load_identities(path: str | os.PathLike[str], *, passphrase: PassphraseSource = None) -> list[AnyIdentity]:
+    """Read an identity file; a passphrase-protected one (itself an age scrypt file) is decrypted first.
+
+    Args:
+        path: the identity file (``AGE-SECRET-KEY-…`` lines, or an armored/binary age file wrapping them).
+        passphrase: bytes, or a callable asked only when the file is protected.
+
+    Raises:
+        KeyFileError: unreadable or malformed file; WrongPassphraseError: wrong passphrase.
+    """
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise KeyFileError(f"cannot read identity file {path}: {exc.strerror}") from exc
+    if is_age_file(raw):
+        raw = decrypt_with_passphrase(raw, _passphrase(passphrase, f"identity file {path}"))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise KeyFileError(f"identity file {path} is not text") from exc
+    return list(parse_identities(text))
+
+
+@contextlib.contextmanager
+def _reader(source: PathOrFile) -> Iterator[BinaryIO]:
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            handle = open(source, "rb")  # noqa: SIM115
+        except OSError as exc:
+            raise UsageError(f"cannot read {source}: {exc.strerror}") from exc
+        with handle:
+            yield handle
+    else:
+        yield source  # type: ignore[misc]
+
+
+@contextlib.contextmanager
+def _writer(target: PathOrFile, source: PathOrFile, *, mode: int = 0o644) -> Iterator[BinaryIO]:
+    if isinstance(target, (str, os.PathLike)):
+        inputs = (Path(source),) if isinstance(source, (str, os.PathLike)) else ()
+        with atomic_output(target, inputs=inputs, mode=mode) as handle:
+            yield handle
+    else:
+        yield target  # type: ignore[misc]
+
+
+def encrypt(
+    input: PathOrFile,
+    output: PathOrFile,
+    *,
+    recipients: Sequence[str] = (),
+    recipients_files: Sequence[str | os.PathLike[str]] = (),
+    passphrase: bytes | None = None,
+    work_factor: int = DEFAULT_WORK_FACTOR,
+    armor: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Encrypt a file (path or binary file object) to age recipients or a passphrase.
+
+    Args:
+        input: plaintext path or readable binary file object.
+        output: ciphertext path (written atomically, never the input) or writable binary file object.
+        recipients: ``age1pq1…`` / ``age1…`` strings; PQ and classical are never mixed.
+        recipients_files: files of recipients, one per line.
+        passphrase: encrypt to this passphrase instead (scrypt; must be the only recipient).
+        work_factor: scrypt log2(N) for passphrase encryption.
+        armor: write ASCII armor.
+        progress: called with the number of plaintext bytes after each chunk.
+
+    Raises:
+        UsageError: no recipient, mixed PQ/classical, passphrase with recipients, output is the input.
+        KeyFileError: a malformed recipient.
+    """
+    targets = load_recipients(recipients, recipients_files)
+    if passphrase is not None:
+        targets.append(ScryptRecipient(passphrase, work_factor))
+    with _reader(input) as src, _writer(output, input) as dst:
+        write_age(src, dst, targets, armor=armor, advance=progress)
+
+
+def decrypt(
+    input: PathOrFile,
+    output: PathOrFile,
+    *,
+    identities: Sequence[str] = (),
+    identity_files: Sequence[str | os.PathLike[str]] = (),
+    passphrase: bytes | None = None,
+    identity_passphrase: PassphraseSource = None,
+    max_work_factor: int = MAX_WORK_FACTOR,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Decrypt an age file (binary or armored) with identities or a passphrase.
+
+    Args:
+        input: ciphertext path or readable binary file object.
+        output: plaintext path (temporary file renamed into place only after the last chunk authenticated;
+            nothing is left on failure) or a writable binary file object (receives only authenticated chunks).
+        identities: identity strings.
+        identity_files: identity files (possibly passphrase-protected age files).
+        passphrase: for passphrase-encrypted (scrypt) files.
+        identity_passphrase: bytes or callable for protected identity files.
+        max_work_factor: refuse scrypt files demanding more work.
+        progress: called with the number of plaintext bytes after each chunk.
+
+    Raises:
+        NoIdentityMatchedError: no identity opens the file. WrongPassphraseError: wrong passphrase.
+        IntegrityError: the file was modified or truncated. FormatError: not a valid age file.
+    """
+    keys: list[AnyIdentity] = [i for text in identities for i in parse_identities(text)]
+    for path in identity_files:
+        keys.extend(load_identities(path, passphrase=identity_passphrase))
+    if passphrase is not None:
+        keys.append(ScryptIdentity(passphrase, max_work_factor))
+    if not keys:
+        raise UsageError("no identity or passphrase given", hint="pass -i IDENTITY_FILE, or a passphrase")
+    with _reader(input) as src:
+        chunks = read_age(src, keys)
+        with _writer(output, input, mode=0o600) as dst:
+            for chunk in chunks:
+                dst.write(chunk)
+                if progress is not None:
+                    progress(len(chunk))
