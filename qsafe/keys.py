@@ -1,8 +1,13 @@
 """Signing keys: generate, save, load, sign and verify, for every algorithm qsafe supports.
 
-Private keys are stored as PKCS#8 seed-form PEM; when protected, that PEM is wrapped in an age file with a
-scrypt recipient (see :mod:`qsafe._age`). Every public key has a key id: ``sha256:`` + hex SHA-256 of its
-DER SubjectPublicKeyInfo (the bytes that name the algorithm and the key).
+Algorithms: ``ml-dsa-44``, ``ml-dsa-65`` (default), ``ml-dsa-87`` (FIPS 204, pure mode, with a context string),
+``ml-dsa-65-ed25519`` (and ``ml-dsa-44-ed25519``): composite ML-DSA + Ed25519 per
+draft-ietf-lamps-pq-composite-sigs-19 (both halves must verify), and ``ecdsa-p256`` (classical, for
+model-signing interop: ECDSA P-256 / SHA-256, DER signatures; P-384 and P-521 public keys are read too).
+
+Private keys are stored as PKCS#8 PEM (seed form for ML-DSA); when protected, that PEM is wrapped in an armored
+age file with a scrypt recipient (see :mod:`qsafe._age`). Every public key has a key id: ``sha256:`` + hex SHA-256
+of its DER SubjectPublicKeyInfo (the bytes that name the algorithm and the key).
 
 Verification raises :class:`~qsafe.errors.SignatureError`; it never returns a bool.
 """
@@ -10,57 +15,83 @@ Verification raises :class:`~qsafe.errors.SignatureError`; it never returns a bo
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import mldsa
 
-from qsafe.errors import KeyFileError, SignatureError
+from qsafe._crypto import algorithms as _alg
+from qsafe._crypto import composite as _composite
+from qsafe._crypto import der as _der
+from qsafe._crypto import keyfile as _keyfile
+from qsafe.errors import InvalidInputError, KeyFileError, SignatureError
 
 __all__ = [
-    "SIGNATURE_ALGORITHMS",
+    "CLASSICAL_ALGORITHMS",
+    "COMPOSITE_DRAFT_REVISION",
     "DEFAULT_SIGNATURE_ALGORITHM",
+    "SIGNATURE_ALGORITHMS",
     "PrivateKey",
     "PublicKey",
     "generate",
     "load_private_key",
     "load_public_key",
     "load_public_keys",
+    "private_key_from_pem",
+    "public_key_from_der",
+    "public_key_from_pem",
+    "write_key_pair",
 ]
 
 DEFAULT_SIGNATURE_ALGORITHM = "ml-dsa-65"
+COMPOSITE_DRAFT_REVISION = _composite.DRAFT_REVISION
 
-_MLDSA = {
-    "ml-dsa-44": (mldsa.MLDSA44PrivateKey, mldsa.MLDSA44PublicKey),
-    "ml-dsa-65": (mldsa.MLDSA65PrivateKey, mldsa.MLDSA65PublicKey),
-    "ml-dsa-87": (mldsa.MLDSA87PrivateKey, mldsa.MLDSA87PublicKey),
-}
+# Algorithms qsafe can generate and sign with (keygen --alg choices).
+SIGNATURE_ALGORITHMS: tuple[str, ...] = (*_alg.MLDSA, *_composite.COMPOSITES, "ecdsa-p256")
+# Classical-only algorithms: a forgery needs no quantum-safe break. Verify-only curves included.
+CLASSICAL_ALGORITHMS: frozenset[str] = frozenset(_alg.ECDSA)
+_POST_QUANTUM = frozenset((*_alg.MLDSA, *_composite.COMPOSITES))
 
-SIGNATURE_ALGORITHMS: tuple[str, ...] = tuple(_MLDSA)
-
-_POST_QUANTUM = frozenset(_MLDSA)
+_PUBLIC_LABEL, _PRIVATE_LABEL = "PUBLIC KEY", "PRIVATE KEY"
 
 
-def _algorithm_of(key: Any) -> str:
-    for name, (priv_cls, pub_cls) in _MLDSA.items():
-        if isinstance(key, (priv_cls, pub_cls)):
-            return name
-    raise KeyFileError(f"unsupported key type {type(key).__name__}")
+def _describe(algorithm: str) -> str:
+    if algorithm in _composite.COMPOSITES:
+        p = _composite.COMPOSITES[algorithm]
+        return f"{p.draft_name} ({p.oid}, {COMPOSITE_DRAFT_REVISION})"
+    if algorithm in _alg.MLDSA:
+        return f"{algorithm.upper()} (FIPS 204, pure, context string)"
+    return f"{algorithm.upper()} with {_alg.ECDSA[algorithm][1]().name.upper()} (classical; context ignored)"
+
+
+def _adapt(key: Any, algorithm: str) -> Any:
+    """Accept a qsafe adapter or a raw cryptography key (older callers) and return an adapter."""
+    if hasattr(key, "spki_der") or hasattr(key, "pkcs8_der"):
+        return key
+    name, adapter = _alg.wrap_cryptography_key(key)
+    if name != algorithm:
+        raise KeyFileError(f"key is {name}, not {algorithm}")
+    return adapter
 
 
 @dataclass(frozen=True)
 class PublicKey:
-    """A public verification key."""
+    """A public verification key.
+
+    Attributes:
+        algorithm: qsafe's algorithm name (``ml-dsa-65``, ``ml-dsa-65-ed25519``, ``ecdsa-p256``, ...).
+    """
 
     algorithm: str
-    _key: Any
+    _key: Any = field(repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_key", _adapt(self._key, self.algorithm))
 
     @property
     def post_quantum(self) -> bool:
-        """True when a forgery needs breaking a post-quantum algorithm."""
+        """True when a forgery needs breaking a post-quantum algorithm (ML-DSA alone or in a composite)."""
         return self.algorithm in _POST_QUANTUM
 
     @property
@@ -68,22 +99,39 @@ class PublicKey:
         """``sha256:`` + hex SHA-256 of the DER SubjectPublicKeyInfo."""
         return "sha256:" + hashlib.sha256(self.to_der()).hexdigest()
 
+    @property
+    def description(self) -> str:
+        """Human-readable algorithm, with the standard or pinned draft revision it follows."""
+        return _describe(self.algorithm)
+
+    @property
+    def model_signing_hint(self) -> str:
+        """model-signing's ``publicKey.hint``: hex SHA-256 of the PEM public key."""
+        return hashlib.sha256(self.to_pem()).hexdigest()
+
     def to_der(self) -> bytes:
-        return bytes(self._key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
+        """DER SubjectPublicKeyInfo."""
+        return bytes(self._key.spki_der())
 
     def to_pem(self) -> bytes:
-        return bytes(self._key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        """PEM ``PUBLIC KEY`` (SubjectPublicKeyInfo), the ``PREFIX.pub`` file format."""
+        return _der.pem_encode(_PUBLIC_LABEL, self.to_der())
 
     def verify(self, signature: bytes, data: bytes, context: bytes) -> None:
-        """Verify ``signature`` over ``data`` under the ML-DSA ``context`` string.
+        """Verify ``signature`` over ``data`` under the ``context`` string.
+
+        Args:
+            signature: the signature bytes (composite: ML-DSA || Ed25519; ECDSA: DER).
+            data: the signed message.
+            context: the ML-DSA / composite context string (ignored by ECDSA, which has none).
 
         Raises:
-            SignatureError: the signature does not verify with this key.
+            SignatureError: the signature does not verify with this key (for composites: either half fails).
         """
         try:
-            self._key.verify(signature, data, context)
+            self._key.verify(bytes(signature), bytes(data), bytes(context))
         except InvalidSignature as exc:
-            raise SignatureError(f"signature does not verify with key {self.key_id}") from exc
+            raise SignatureError(f"signature does not verify with key {self.key_id} ({self.algorithm})") from exc
 
 
 @dataclass(frozen=True)
@@ -91,70 +139,181 @@ class PrivateKey:
     """A private signing key."""
 
     algorithm: str
-    _key: Any
+    _key: Any = field(repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_key", _adapt(self._key, self.algorithm))
 
     def public_key(self) -> PublicKey:
-        return PublicKey(self.algorithm, self._key.public_key())
+        """The matching public key."""
+        return PublicKey(self.algorithm, self._key.public())
 
     def sign(self, data: bytes, context: bytes) -> bytes:
-        """Sign ``data`` with the ML-DSA ``context`` string (hedged, FIPS 204 pure mode)."""
-        return bytes(self._key.sign(data, context))
+        """Sign ``data`` under ``context`` (ML-DSA: hedged FIPS 204 pure mode; ECDSA ignores ``context``).
+
+        Raises:
+            InvalidInputError: the context string is longer than 255 bytes.
+        """
+        if len(context) > 255:
+            raise InvalidInputError("signature context string is longer than 255 bytes")
+        return bytes(self._key.sign(bytes(data), bytes(context)))
 
     def to_pem(self) -> bytes:
-        """Unprotected PKCS#8 seed-form PEM. Protect it before it touches disk."""
-        return bytes(
-            self._key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
+        """Unprotected PKCS#8 PEM (seed form for ML-DSA). Protect it before it touches disk."""
+        return _der.pem_encode(_PRIVATE_LABEL, bytes(self._key.pkcs8_der()))
+
+    def to_file_bytes(self, passphrase: bytes | None) -> bytes:
+        """The ``PREFIX.key`` contents: the PEM, age-scrypt protected unless ``passphrase`` is None."""
+        pem = self.to_pem()
+        return pem if passphrase is None else _keyfile.protect(pem, passphrase)
 
 
 def generate(algorithm: str = DEFAULT_SIGNATURE_ALGORITHM) -> PrivateKey:
     """Generate a fresh signing key.
 
+    Args:
+        algorithm: one of :data:`SIGNATURE_ALGORITHMS`.
+
+    Returns:
+        The new private key.
+
     Raises:
         KeyFileError: unknown algorithm.
     """
-    if algorithm not in _MLDSA:
+    if algorithm not in SIGNATURE_ALGORITHMS:
         raise KeyFileError(f"unknown signature algorithm {algorithm!r}; choose one of {', '.join(SIGNATURE_ALGORITHMS)}")
-    return PrivateKey(algorithm, _MLDSA[algorithm][0].generate())
+    return PrivateKey(algorithm, _alg.generate(algorithm))
 
 
-def private_key_from_pem(pem: bytes) -> PrivateKey:
+def _single_block(data: bytes, label: str, source: str) -> bytes:
+    blocks = _der.pem_blocks(data)
+    if not blocks:
+        raise KeyFileError(f"{source}: no PEM block found (expected {label})")
+    if len(blocks) > 1:
+        raise KeyFileError(f"{source}: {len(blocks)} PEM blocks; expected exactly one {label}")
+    found, der = blocks[0]
+    if found != label:
+        raise KeyFileError(f"{source}: PEM block is {found}, expected {label}", hint=_label_hint(found))
+    return der
+
+
+def _label_hint(found: str) -> str | None:
+    if found == "ENCRYPTED PRIVATE KEY":
+        return "qsafe protects keys with age-scrypt, not PKCS#8 encryption; export the key unencrypted first"
+    if found.endswith("PRIVATE KEY"):
+        return "this is a private key: pass the .pub file"
+    if found == "PUBLIC KEY":
+        return "this is a public key: pass the .key file"
+    return None
+
+
+def private_key_from_pem(pem: bytes, *, source: str = "private key") -> PrivateKey:
+    """Parse an unprotected PKCS#8 PEM private key.
+
+    Raises:
+        KeyFileError: not a PKCS#8 ``PRIVATE KEY`` of a supported algorithm.
+    """
+    name, adapter = _alg.private_from_pkcs8(_single_block(pem, _PRIVATE_LABEL, source))
+    return PrivateKey(name, adapter)
+
+
+def public_key_from_der(spki: bytes) -> PublicKey:
+    """Parse a DER SubjectPublicKeyInfo.
+
+    Raises:
+        KeyFileError: malformed, or not a supported algorithm.
+    """
+    name, adapter = _alg.public_from_spki(bytes(spki))
+    return PublicKey(name, adapter)
+
+
+def public_key_from_pem(pem: bytes, *, source: str = "public key") -> PublicKey:
+    """Parse one PEM ``PUBLIC KEY`` (SubjectPublicKeyInfo), e.g. a qsafe ``.pub`` or a model-signing EC key.
+
+    Raises:
+        KeyFileError: not exactly one supported public key.
+    """
+    return public_key_from_der(_single_block(pem, _PUBLIC_LABEL, source))
+
+
+def _read(path: str | Path) -> bytes:
     try:
-        key = serialization.load_pem_private_key(pem, password=None)
-    except (ValueError, TypeError) as exc:
-        raise KeyFileError(f"not a PKCS#8 private key: {exc}") from exc
-    return PrivateKey(_algorithm_of(key), key)
-
-
-def public_key_from_pem(pem: bytes) -> PublicKey:
-    try:
-        key = serialization.load_pem_public_key(pem)
-    except (ValueError, TypeError) as exc:
-        raise KeyFileError(f"not a PEM public key: {exc}") from exc
-    return PublicKey(_algorithm_of(key), key)
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key file {path}: {exc.strerror or exc}") from exc
 
 
 def load_private_key(path: str | Path, passphrase: bytes | None = None) -> PrivateKey:
-    """Load a private key file (``PREFIX.key``); ``passphrase`` unlocks a protected one."""
-    data = Path(path).read_bytes()
-    return private_key_from_pem(data)
+    """Load a private key file (``PREFIX.key``).
+
+    Args:
+        path: the key file: age-scrypt protected PEM, or plain PKCS#8 PEM (written with --no-passphrase).
+        passphrase: unlocks a protected key; ignored for an unprotected one.
+
+    Returns:
+        The private key.
+
+    Raises:
+        KeyFileError: unreadable or malformed file, or "key is passphrase-protected" when none was given.
+        WrongPassphraseError: the passphrase does not open the key.
+        IntegrityError: the protected file was modified.
+    """
+    data = _read(path)
+    if _keyfile.is_protected(data):
+        data = _keyfile.unprotect(data, passphrase, what=str(path))
+    return private_key_from_pem(data, source=str(path))
 
 
 def load_public_key(path: str | Path) -> PublicKey:
-    """Load one public key file (``PREFIX.pub``)."""
-    return public_key_from_pem(Path(path).read_bytes())
+    """Load one public key file (``PREFIX.pub``, or a model-signing EC public key PEM).
+
+    Raises:
+        KeyFileError: unreadable file, or not exactly one supported public key.
+    """
+    data = _read(path)
+    if _keyfile.is_protected(data):
+        raise KeyFileError(f"{path} is a protected private key", hint="pass the .pub file")
+    return public_key_from_pem(data, source=str(path))
 
 
 def load_public_keys(path: str | Path) -> list[PublicKey]:
-    """Load every public key in a file of concatenated PEMs, or in every ``*.pub`` file of a directory."""
+    """Load every public key in a file of concatenated PEMs, or in every ``*.pub`` file of a directory.
+
+    Used as an allowlist (e.g. federated clients). Duplicates (same key id) are kept once, in first-seen order.
+
+    Raises:
+        KeyFileError: a file is unreadable or holds a non-public-key block, or no key is found at all.
+    """
     p = Path(path)
     files = sorted(p.glob("*.pub")) if p.is_dir() else [p]
-    keys: list[PublicKey] = []
-    marker = b"-----END PUBLIC KEY-----"
+    keys: dict[str, PublicKey] = {}
     for f in files:
-        for block in f.read_bytes().split(marker):
-            if block.strip():
-                keys.append(public_key_from_pem(block.strip() + b"\n" + marker + b"\n"))
-    return keys
+        for label, der in _der.pem_blocks(_read(f)):
+            if label != _PUBLIC_LABEL:
+                raise KeyFileError(f"{f}: PEM block is {label}, expected {_PUBLIC_LABEL}", hint=_label_hint(label))
+            key = public_key_from_der(der)
+            keys.setdefault(key.key_id, key)
+    if not keys:
+        raise KeyFileError(f"no public key found in {path}")
+    return list(keys.values())
+
+
+def write_key_pair(
+    key: PrivateKey, prefix: str | Path, passphrase: bytes | None, *, overwrite: bool = False
+) -> tuple[Path, Path]:
+    """Write ``PREFIX.pub`` (0o644) and ``PREFIX.key`` (0o600), each atomically.
+
+    Args:
+        key: the private key.
+        prefix: output path prefix.
+        passphrase: protects ``PREFIX.key`` with age-scrypt; None writes it unprotected (explicit opt-out).
+        overwrite: replace existing files; otherwise an existing file is an error and nothing is written.
+
+    Returns:
+        (public key path, private key path).
+
+    Raises:
+        OutputExistsError: a file exists and ``overwrite`` is False.
+    """
+    _keyfile.check_free(prefix, overwrite=overwrite)  # before any (slow) scrypt work
+    return _keyfile.write_pair(prefix, key.public_key().to_pem(), key.to_file_bytes(passphrase), overwrite=overwrite)

@@ -1,0 +1,1 @@
+"""Cryptographic internals of qsafe: DER/PEM helpers and the signature algorithm adapters behind :mod:`qsafe.keys`."""
