@@ -24,3 +24,7 @@ ATTESTATION_BINDING_LABEL = b"qsafe/v1 attestation-binding"
 # Federated-update container magic.
 FL_UPDATE_MAGIC = b"qsafe-fl-update/v1\n"
 FL_CONTEXT_FINGERPRINT_LABEL = b"qsafe/v1 he-context-fingerprint"
+FL_AGGREGATE_MAGIC = b"qsafe-fl-aggregate/v1\n"
+FL_NORM_MAGIC = b"qsafe-fl-norm/v1\n"
+FL_CONTEXT_MAGIC = b"qsafe-he-context/v1\n"
+FL_SECRET_CONTEXT_MAGIC = b"qsafe-he-secret-context/v1\n"

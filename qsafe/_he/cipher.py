@@ -1,0 +1,137 @@
+"""TenSEAL operations: make contexts, encrypt chunks, load and add ciphertexts, decrypt.
+
+Each ciphertext travels as one serialized TenSEAL vector holding exactly one SEAL ciphertext.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from qsafe._he import packing
+from qsafe._he.backend import tenseal
+from qsafe._he.params import SchemeParams
+from qsafe.errors import FormatError
+
+__all__ = [
+    "add_into",
+    "decrypt_values",
+    "encrypt_values",
+    "load_ciphertext",
+    "load_context",
+    "new_context",
+    "public_context_bytes",
+    "secret_context_bytes",
+    "serialize",
+]
+
+
+def new_context(params: SchemeParams) -> Any:
+    """A fresh TenSEAL context holding the secret key (and, for ``norm_keys``, relin + Galois keys)."""
+    ts = tenseal()
+    if params.name == "bfv-packed":
+        ctx = ts.context(ts.SCHEME_TYPE.BFV, poly_modulus_degree=params.poly_modulus_degree,
+                         plain_modulus=params.plain_modulus, coeff_mod_bit_sizes=list(params.coeff_mod_bit_sizes))
+    else:
+        ctx = ts.context(ts.SCHEME_TYPE.CKKS, poly_modulus_degree=params.poly_modulus_degree,
+                         coeff_mod_bit_sizes=list(params.coeff_mod_bit_sizes))
+        ctx.global_scale = float(2 ** params.scale_bits)
+        if params.norm_keys:
+            ctx.generate_galois_keys()
+    return ctx
+
+
+def public_context_bytes(ctx: Any, params: SchemeParams) -> bytes:
+    """Serialize only what the clients and the aggregator need: the public key (plus norm keys if asked)."""
+    return bytes(ctx.serialize(save_public_key=True, save_secret_key=False, save_galois_keys=params.norm_keys,
+                               save_relin_keys=params.norm_keys))
+
+
+def secret_context_bytes(ctx: Any) -> bytes:
+    """Serialize the secret key only: decryption needs nothing else."""
+    return bytes(ctx.serialize(save_public_key=False, save_secret_key=True, save_galois_keys=False,
+                               save_relin_keys=False))
+
+
+def load_context(data: bytes, params: SchemeParams, *, secret: bool) -> Any:
+    """Load a TenSEAL context and check that it matches ``params`` and holds (or lacks) the secret key.
+
+    Raises:
+        FormatError: TenSEAL cannot parse it, or its kind or parameters are not the declared ones.
+    """
+    ts = tenseal()
+    try:
+        ctx = ts.context_from(data)
+    except Exception as exc:  # TenSEAL raises bare ValueError/RuntimeError on bad input
+        raise FormatError(f"the HE context does not parse: {exc}") from exc
+    if ctx.has_secret_key() != secret or (not secret and not ctx.has_public_key()):
+        raise FormatError("the HE context is not the kind its file declares (public vs secret)")
+    if not secret and params.norm_keys != ctx.has_galois_keys():
+        raise FormatError("the public HE context's Galois keys do not match its parameters")
+    if params.name == "ckks":
+        ctx.global_scale = float(2 ** params.scale_bits)
+    return ctx
+
+
+def encrypt_values(flat: np.ndarray, params: SchemeParams, ctx: Any,
+                   advance: Callable[[int], None] | None = None) -> list[bytes]:
+    """Encrypt a flat float64 vector (already clip-checked) into serialized ciphertexts, one per chunk."""
+    ts = tenseal()
+    out: list[bytes] = []
+    if params.name == "bfv-packed":
+        rows = packing.pack(packing.quantize(flat, params), params)
+        for row in rows:
+            out.append(bytes(ts.bfv_vector(ctx, row.tolist()).serialize()))
+            if advance:
+                advance(params.values_per_ciphertext)
+        return out
+    per = params.values_per_ciphertext
+    chunks = packing.chunk_count(flat.size, params)
+    padded = np.zeros(chunks * per)
+    padded[:flat.size] = flat
+    for row in padded.reshape(chunks, per):
+        out.append(bytes(ts.ckks_vector(ctx, row.tolist()).serialize()))
+        if advance:
+            advance(per)
+    return out
+
+
+def load_ciphertext(data: bytes, params: SchemeParams, ctx: Any) -> Any:
+    """Deserialize one ciphertext and check it is a fresh, full-width, single-ciphertext vector.
+
+    Raises:
+        FormatError: TenSEAL cannot parse it against this context, or its shape is not ours.
+    """
+    ts = tenseal()
+    try:
+        vec = (ts.bfv_vector_from if params.name == "bfv-packed" else ts.ckks_vector_from)(ctx, data)
+        size = vec.size()
+    except Exception as exc:  # SEAL validates the ciphertext against the context on load
+        raise FormatError(f"a ciphertext does not load under this context: {exc}") from exc
+    if size != params.slots:
+        raise FormatError(f"a ciphertext holds {size} slots, expected {params.slots}")
+    return vec
+
+
+def add_into(total: Any, vec: Any) -> Any:
+    """``total += vec`` (in place where TenSEAL allows)."""
+    total += vec
+    return total
+
+
+def serialize(vec: Any) -> bytes:
+    return bytes(vec.serialize())
+
+
+def decrypt_values(data: bytes, params: SchemeParams, secret_ctx: Any) -> np.ndarray:
+    """Decrypt one serialized ciphertext: BFV gives exact signed slot sums (int64), CKKS approximate floats.
+
+    Raises:
+        FormatError: the ciphertext does not load under the secret context.
+    """
+    vec = load_ciphertext(data, params, secret_ctx)
+    if params.name == "bfv-packed":
+        return np.asarray(vec.decrypt(), dtype=np.int64)
+    return np.asarray(vec.decrypt(), dtype=np.float64)

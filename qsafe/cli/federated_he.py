@@ -1,0 +1,183 @@
+"""``qsafe fl init|encrypt|aggregate|decrypt``: thin commands over :mod:`qsafe.federated`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from qsafe._io import atomic_output
+from qsafe.cli._common import emit_json, passphrase_options, progress, read_passphrase
+from qsafe.errors import FormatError, HEMismatchError, KeyFileError, MissingDependencyError
+
+_PATH = click.Path(dir_okay=False, path_type=Path)
+_EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON report on stdout.")
+_key_passphrase = click.option("--passphrase-file", type=_PATH,
+                               help="Passphrase for a protected key/context (first line). Also $QSAFE_PASSPHRASE.")
+
+
+def _is_protected(path: Path) -> bool:
+    from qsafe.federated import is_protected
+
+    with path.open("rb") as handle:
+        return is_protected(handle.read(64))
+
+
+def _load_tensors(path: Path) -> dict[str, Any]:
+    try:
+        from safetensors.numpy import load_file
+    except ImportError as exc:  # pragma: no cover - dev installs have it
+        raise MissingDependencyError("reading .safetensors needs safetensors", hint="pip install 'qsafe[safetensors]'") \
+            from exc
+    try:
+        return dict(load_file(str(path)))
+    except (OSError, ValueError, TypeError) as exc:
+        raise FormatError(f"{path} is not a readable safetensors file of numpy-supported dtypes: {exc}") from exc
+    except Exception as exc:  # safetensors raises its own SafetensorError for malformed headers
+        raise FormatError(f"{path} is not a valid safetensors file: {exc}") from exc
+
+
+@click.command()
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for secret.ctx and public.ctx (created if missing).")
+@click.option("--scheme", type=click.Choice(["bfv-packed", "ckks"]), default="bfv-packed", show_default=True)
+@click.option("--clip", type=float, default=1.0, show_default=True, help="Clients must send values with |x| <= CLIP.")
+@click.option("--max-clients", type=int, default=1024, show_default=True, help="Most updates one aggregate may sum.")
+@click.option("--norm-keys", is_flag=True, help="ckks only: publish relin+Galois keys for encrypted norms (35 MB).")
+@passphrase_options
+@_json_option
+def init(out_dir: Path, scheme: str, clip: float, max_clients: int, norm_keys: bool, passphrase_file: Path | None,
+         no_passphrase: bool, as_json: bool) -> None:
+    """Key authority: write DIR/secret.ctx (passphrase-protected) and DIR/public.ctx; print the fingerprint."""
+    from qsafe.federated import HEContext
+
+    secret_path, public_path = out_dir / "secret.ctx", out_dir / "public.ctx"
+    for path in (secret_path, public_path):
+        if path.exists():
+            from qsafe.errors import OutputExistsError
+
+            raise OutputExistsError(f"{path} exists; qsafe never replaces an HE context")
+    passphrase = None if no_passphrase else read_passphrase(passphrase_file, confirm=True)
+    ctx = HEContext.generate(scheme, clip=clip, max_clients=max_clients, norm_keys=norm_keys)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ctx.save_secret(secret_path, passphrase)
+    ctx.save_public(public_path)
+    if as_json:
+        emit_json({"fingerprint": ctx.fingerprint, "public": str(public_path), "secret": str(secret_path),
+                   "protected": passphrase is not None, "scheme": ctx.params.to_json()})
+    else:
+        click.echo(f"{ctx.fingerprint}  {public_path}")
+
+
+@click.command()
+@click.argument("update", type=_EXISTING)
+@click.option("--context", "context_path", required=True, type=_EXISTING, help="The public HE context.")
+@click.option("--key", "key_path", required=True, type=_EXISTING, help="The client's signing key (CLIENT.key).")
+@click.option("--round", "round_", required=True, type=click.IntRange(min=0), help="The aggregation round.")
+@click.option("-o", "--output", required=True, type=_PATH, help="Where to write the encrypted update (.qfl).")
+@_key_passphrase
+@_json_option
+def encrypt(update: Path, context_path: Path, key_path: Path, round_: int, output: Path,
+            passphrase_file: Path | None, as_json: bool) -> None:
+    """Client: clip-check, encrypt and sign one update (a .safetensors file)."""
+    from qsafe import keys
+    from qsafe.federated import HEContext, encrypt_update
+
+    passphrase = read_passphrase(passphrase_file) if _is_protected(key_path) else None
+    key = keys.load_private_key(key_path, passphrase)
+    ctx = HEContext.load(context_path)
+    if ctx.has_secret:
+        raise KeyFileError(f"{context_path} is a secret context; clients get the public one",
+                           hint="pass DIR/public.ctx: the secret context must stay with the key authority")
+    tensors = _load_tensors(update)
+    total = sum(int(t.size) for t in tensors.values())
+    with progress(total, "encrypting") as advance:
+        enc = encrypt_update(tensors, ctx, key, round_, progress=advance)
+    data = enc.to_bytes()
+    with atomic_output(output, inputs=(update, context_path, key_path)) as out:
+        out.write(data)
+    if as_json:
+        emit_json({"output": str(output), "client_key_id": enc.client_key_id, "round": enc.round,
+                   "nonce": enc.nonce, "context_fingerprint": ctx.fingerprint, "values": total,
+                   "ciphertexts": len(enc.ciphertexts), "bytes": len(data), "bytes_per_value": len(data) / total})
+
+
+@click.command()
+@click.argument("updates", nargs=-1, required=True, type=_EXISTING)
+@click.option("--context", "context_path", required=True, type=_EXISTING, help="The public HE context.")
+@click.option("--clients", "allowlist", required=True, type=click.Path(exists=True, path_type=Path),
+              help="Allowed client public keys: a file of concatenated PEMs or a directory of .pub files.")
+@click.option("--round", "round_", type=click.IntRange(min=0),
+              help="The round to aggregate (recommended). Default: the highest round any validly signed update names.")
+@click.option("-o", "--output", required=True, type=_PATH, help="Where to write the encrypted aggregate.")
+@_json_option
+def aggregate(updates: tuple[Path, ...], context_path: Path, allowlist: Path, round_: int | None, output: Path,
+              as_json: bool) -> None:
+    """Aggregator: check and sum encrypted updates with public material only.
+
+    Refused updates (wrong context or round, replay, unknown client, bad signature) are reported; the rest are
+    still aggregated and written, and the command then exits 16.
+    """
+    from qsafe import keys
+    from qsafe.federated import HEContext, infer_round
+    from qsafe.federated import aggregate as aggregate_updates
+
+    ctx = HEContext.load(context_path)
+    if ctx.has_secret:
+        raise KeyFileError(f"{context_path} is a secret context; the aggregator must only hold the public one")
+    allowed = keys.load_public_keys(allowlist)
+    if round_ is None:
+        round_ = infer_round(updates, ctx, allowed)
+    with progress(len(updates), "aggregating") as advance:
+        result = aggregate_updates(updates, ctx, allowed, round_, progress=advance)
+    if result.aggregate is not None:
+        with atomic_output(output, inputs=(*updates, context_path)) as out:
+            out.write(result.aggregate.to_bytes())
+    if as_json:
+        emit_json({**result.to_json(), "round": round_, "output": str(output) if result.aggregate else None,
+                   "context_fingerprint": ctx.fingerprint})
+    if result.refused:
+        lines = [f"{len(result.refused)} of {len(updates)} updates refused; "
+                 + (f"the other {len(result.accepted)} were aggregated into {output}" if result.aggregate
+                    else "nothing was written")]
+        lines += [f"refused {r.source}: {r.reason}" for r in result.refused]
+        raise HEMismatchError("\n".join(lines))
+
+
+@click.command()
+@click.argument("aggregate_path", metavar="AGG", type=_EXISTING)
+@click.option("--secret", "secret_path", required=True, type=_EXISTING, help="The secret HE context.")
+@click.option("-o", "--output", required=True, type=_PATH, help="Where to write the averaged update (.safetensors).")
+@click.option("--min-clients", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Refuse aggregates of fewer updates (one update's 'average' is that client's update).")
+@click.option("--sum", "as_sum", is_flag=True, help="Write the sum instead of the average.")
+@_key_passphrase
+@_json_option
+def decrypt(aggregate_path: Path, secret_path: Path, output: Path, min_clients: int, as_sum: bool,
+            passphrase_file: Path | None, as_json: bool) -> None:
+    """Key authority: decrypt the aggregate into the averaged update (same tensor names, shapes, dtypes)."""
+    from safetensors.numpy import save
+
+    from qsafe.federated import EncryptedAggregate, HEContext, decrypt_aggregate
+
+    passphrase = read_passphrase(passphrase_file) if _is_protected(secret_path) else None
+    ctx = HEContext.load(secret_path, passphrase)
+    if not ctx.has_secret:
+        raise KeyFileError(f"{secret_path} is a public context; decryption needs secret.ctx")
+    agg = EncryptedAggregate.from_bytes(aggregate_path.read_bytes())
+    tensors = decrypt_aggregate(agg, ctx, min_clients=min_clients, average=not as_sum)
+    data = save(tensors, metadata={"qsafe.fl.round": str(agg.header["round"]), "qsafe.fl.count": str(agg.count),
+                                   "qsafe.fl.reduction": "sum" if as_sum else "mean"})
+    with atomic_output(output, inputs=(aggregate_path, secret_path)) as out:
+        out.write(data)
+    if as_json:
+        emit_json({"output": str(output), "round": agg.header["round"], "count": agg.count,
+                   "reduction": "sum" if as_sum else "mean",
+                   "error_bound": ctx.params.error_bound(1 if not as_sum else agg.count)
+                   if ctx.params.name == "bfv-packed" else None,
+                   "tensors": {n: {"shape": list(t.shape), "dtype": str(t.dtype)} for n, t in tensors.items()}})
+
+
+__all__ = ["aggregate", "decrypt", "encrypt", "init"]

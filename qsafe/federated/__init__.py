@@ -1,0 +1,35 @@
+"""Homomorphically encrypted federated updates with signed clients.
+
+Roles: the key authority makes an :class:`HEContext` and keeps its secret form; clients encrypt and sign updates
+with the public form (:func:`encrypt_update`); the aggregator checks and sums them with public material only
+(:func:`aggregate`); the key authority decrypts the average (:func:`decrypt_aggregate`). See docs/federated.md.
+
+TenSEAL is imported only when a function here needs it.
+"""
+
+from __future__ import annotations
+
+from qsafe.federated.aggregation import (
+    AggregateResult,
+    EncryptedAggregate,
+    Refusal,
+    aggregate,
+    decrypt_aggregate,
+    infer_round,
+)
+from qsafe.federated.context import HEContext, is_protected
+from qsafe.federated.update import EncryptedUpdate, encrypt_update, verify_update
+
+__all__ = [
+    "AggregateResult",
+    "EncryptedAggregate",
+    "EncryptedUpdate",
+    "HEContext",
+    "Refusal",
+    "aggregate",
+    "decrypt_aggregate",
+    "encrypt_update",
+    "infer_round",
+    "is_protected",
+    "verify_update",
+]
