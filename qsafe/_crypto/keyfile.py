@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
+from qsafe import _age
 from qsafe._io import atomic_output
 from qsafe.errors import (
     IntegrityError,
     KeyFileError,
-    MissingDependencyError,
     NoIdentityMatchedError,
     OutputExistsError,
     QsafeError,
@@ -47,25 +46,16 @@ def work_factor() -> int:
     return factor
 
 
-def _age() -> Any:
-    try:
-        from qsafe import _age
-    except ImportError as exc:  # pragma: no cover - only before the age module is merged
-        raise MissingDependencyError("passphrase protection needs qsafe._age, which is not available") from exc
-    return _age
-
-
 def is_protected(data: bytes) -> bool:
-    """True when ``data`` is an age file, armored or binary (its first line says so; no decryption needed)."""
-    head = data.lstrip()[:64]
-    return head.startswith((b"-----BEGIN AGE ENCRYPTED FILE-----", b"age-encryption.org/"))
+    """True when ``data`` is an age file, armored or binary (a sniff of its first line, no decryption)."""
+    return bool(_age.is_age_file(data))
 
 
 def protect(secret: bytes, passphrase: bytes, *, factor: int | None = None) -> bytes:
     """Encrypt ``secret`` to an armored age file with a scrypt recipient."""
     if not passphrase:
         raise KeyFileError("refusing to protect a key with an empty passphrase")
-    return bytes(_age().encrypt_with_passphrase(secret, passphrase, work_factor=factor or work_factor(), armor=True))
+    return bytes(_age.encrypt_with_passphrase(secret, passphrase, work_factor=factor or work_factor(), armor=True))
 
 
 def unprotect(data: bytes, passphrase: bytes | None, *, what: str) -> bytes:
@@ -80,11 +70,13 @@ def unprotect(data: bytes, passphrase: bytes | None, *, what: str) -> bytes:
         raise KeyFileError(f"{what}: key is passphrase-protected",
                            hint="give the passphrase with --passphrase-file FILE, $QSAFE_PASSPHRASE or the prompt")
     try:
-        return bytes(_age().decrypt_with_passphrase(data, passphrase))
-    except (WrongPassphraseError, NoIdentityMatchedError) as exc:
+        return bytes(_age.decrypt_with_passphrase(data, passphrase))
+    except WrongPassphraseError as exc:
         raise WrongPassphraseError(f"{what}: wrong passphrase") from exc
-    except IntegrityError:
-        raise
+    except NoIdentityMatchedError as exc:
+        raise KeyFileError(f"{what}: an age file encrypted to a recipient, not a passphrase-protected key") from exc
+    except IntegrityError as exc:
+        raise IntegrityError(f"{what}: the protected key file was modified or truncated") from exc
     except QsafeError as exc:
         raise KeyFileError(f"{what}: cannot open the protected key: {exc}") from exc
 
