@@ -17,10 +17,11 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, BinaryIO, Union
+from typing import IO, BinaryIO, TypeAlias
 
 from qsafe._age import decrypt_with_passphrase, is_age_file
-from qsafe._age._core import AnyIdentity, AnyRecipient, read_age, write_age
+from qsafe._age._armor import ByteSource
+from qsafe._age._core import AnyIdentity, AnyRecipient, check_recipients, read_age, write_age
 from qsafe._age._keys import (
     encode_identity,
     encode_recipient,
@@ -31,6 +32,8 @@ from qsafe._age._keys import (
     parse_recipients,
 )
 from qsafe._age._recipients import DEFAULT_WORK_FACTOR, MAX_WORK_FACTOR, ScryptIdentity, ScryptRecipient
+from qsafe._age._tar import extract as extract_tar
+from qsafe._age._tar import tar_stream
 from qsafe._io import atomic_output
 from qsafe.errors import KeyFileError, UsageError
 
@@ -45,8 +48,8 @@ __all__ = [
     "load_recipients",
 ]
 
-PathOrFile = Union[str, "os.PathLike[str]", BinaryIO, IO[bytes]]
-PassphraseSource = Union[bytes, Callable[[], bytes], None]
+PathOrFile: TypeAlias = "str | os.PathLike[str] | BinaryIO | IO[bytes]"
+PassphraseSource: TypeAlias = "bytes | Callable[[], bytes] | None"
 
 
 def generate_identity(algorithm: str = "ml-kem-768-x25519") -> tuple[str, str]:
@@ -167,14 +170,28 @@ def encrypt(
     targets = load_recipients(recipients, recipients_files)
     if passphrase is not None:
         targets.append(ScryptRecipient(passphrase, work_factor))
+    if isinstance(input, (str, os.PathLike)) and Path(input).is_dir():
+        _encrypt_directory(Path(input), output, targets, armor=armor, progress=progress)
+        return
     with _reader(input) as src, _writer(output, input) as dst:
         write_age(src, dst, targets, armor=armor, advance=progress)
 
 
+def _encrypt_directory(root: Path, output: PathOrFile, targets: list[AnyRecipient], *, armor: bool,
+                       progress: Callable[[int], None] | None) -> None:
+    if isinstance(output, (str, os.PathLike)) and Path(output).resolve().is_relative_to(root.resolve()):
+        raise UsageError(f"the output {output} lies inside the directory being encrypted")
+    check_recipients(targets)
+    with _writer(output, root) as dst:
+        write_age(ByteSource(b"", tar_stream(root)), dst, targets, armor=armor,  # type: ignore[arg-type]
+                  advance=progress)
+
+
 def decrypt(
     input: PathOrFile,
-    output: PathOrFile,
+    output: PathOrFile | None = None,
     *,
+    extract: str | os.PathLike[str] | None = None,
     identities: Sequence[str] = (),
     identity_files: Sequence[str | os.PathLike[str]] = (),
     passphrase: bytes | None = None,
@@ -188,6 +205,8 @@ def decrypt(
         input: ciphertext path or readable binary file object.
         output: plaintext path (temporary file renamed into place only after the last chunk authenticated;
             nothing is left on failure) or a writable binary file object (receives only authenticated chunks).
+        extract: instead of ``output``, extract an encrypted directory (deterministic tar) into this new folder;
+            entries that would land outside it, links and special files are refused.
         identities: identity strings.
         identity_files: identity files (possibly passphrase-protected age files).
         passphrase: for passphrase-encrypted (scrypt) files.
@@ -197,8 +216,11 @@ def decrypt(
 
     Raises:
         NoIdentityMatchedError: no identity opens the file. WrongPassphraseError: wrong passphrase.
-        IntegrityError: the file was modified or truncated. FormatError: not a valid age file.
+        IntegrityError: the file was modified or truncated. FormatError: not a valid age file, or an
+            unsafe archive entry. UsageError: neither or both of ``output`` and ``extract``.
     """
+    if (output is None) == (extract is None):
+        raise UsageError("give exactly one of an output and an extraction directory")
     keys: list[AnyIdentity] = [i for text in identities for i in parse_identities(text)]
     for path in identity_files:
         keys.extend(load_identities(path, passphrase=identity_passphrase))
@@ -208,6 +230,10 @@ def decrypt(
         raise UsageError("no identity or passphrase given", hint="pass -i IDENTITY_FILE, or a passphrase")
     with _reader(input) as src:
         chunks = read_age(src, keys)
+        if extract is not None:
+            extract_tar(ByteSource(b"", chunks), Path(extract), chunks)  # type: ignore[arg-type]
+            return
+        assert output is not None
         with _writer(output, input, mode=0o600) as dst:
             for chunk in chunks:
                 dst.write(chunk)

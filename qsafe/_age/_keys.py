@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timezone
-from typing import Union
+from typing import TypeAlias
 
 from cryptography.hazmat.primitives.asymmetric import x25519
 
@@ -12,8 +12,8 @@ from qsafe._age import _bech32
 from qsafe._age._recipients import HYBRID_PUBLIC_SIZE, HybridIdentity, HybridRecipient, X25519Identity, X25519Recipient
 from qsafe.errors import KeyFileError, UsageError
 
-Recipient = Union[X25519Recipient, HybridRecipient]
-Identity = Union[X25519Identity, HybridIdentity]
+Recipient: TypeAlias = "X25519Recipient | HybridRecipient"
+Identity: TypeAlias = "X25519Identity | HybridIdentity"
 
 RECIPIENT_HRP = "age"
 HYBRID_RECIPIENT_HRP = "age1pq"

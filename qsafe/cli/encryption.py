@@ -1,0 +1,105 @@
+"""``qsafe encrypt`` and ``qsafe decrypt``: age-format files, streams and model directories."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+import click
+
+from qsafe.cli._common import progress, read_passphrase
+from qsafe.errors import UsageError
+
+_IN = click.argument("input", required=False, type=click.Path(path_type=Path, allow_dash=True))
+_OUT = click.option("-o", "--output", type=click.Path(path_type=Path, allow_dash=True),
+                    help="Output file (default: standard output).")
+_PASSFILE = click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
+                         help="Read the passphrase from this file (first line); also $QSAFE_PASSPHRASE or a prompt.")
+
+
+def _stdin() -> BinaryIO:
+    return sys.stdin.buffer
+
+
+def _stdout() -> BinaryIO:
+    return sys.stdout.buffer
+
+
+def _source(input: Path | None) -> Path | BinaryIO:
+    return _stdin() if input is None or str(input) == "-" else input
+
+
+def _target(output: Path | None, *, binary: bool) -> Path | BinaryIO:
+    if output is None or str(output) == "-":
+        if binary and sys.stdout.isatty():
+            raise UsageError("refusing to write binary data to a terminal", hint="use -o FILE, or --armor")
+        return _stdout()
+    return output
+
+
+def _size(source: Path | BinaryIO) -> int:
+    return source.stat().st_size if isinstance(source, Path) and source.is_file() else 0
+
+
+@click.command(short_help="Encrypt a file or model directory to age recipients.")
+@click.option("-r", "--recipient", "recipients", multiple=True, metavar="RECIPIENT",
+              help="age1pq1… (post-quantum, recommended) or age1… recipient; repeatable.")
+@click.option("-R", "--recipients-file", "recipients_files", multiple=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="File of recipients, one per line; repeatable.")
+@click.option("-p", "--passphrase", "use_passphrase", is_flag=True, help="Encrypt to a passphrase (scrypt) instead.")
+@_PASSFILE
+@click.option("--work-factor", type=click.IntRange(10, 22), default=18, show_default=True,
+              help="scrypt work factor (log2 N) for -p.")
+@click.option("-a", "--armor", is_flag=True, help="Write ASCII armor (PEM-like text).")
+@_OUT
+@_IN
+def encrypt(recipients: tuple[str, ...], recipients_files: tuple[Path, ...], use_passphrase: bool,
+            passphrase_file: Path | None, work_factor: int, armor: bool, output: Path | None,
+            input: Path | None) -> None:
+    """Encrypt INPUT (a file, a model directory, or standard input) in the age format.
+
+    Post-quantum (age1pq1…) and classical (age1…) recipients are never mixed in one file; a passphrase (-p)
+    must be the only recipient. A directory is packed as one deterministic tar stream; decrypt it with
+    `qsafe decrypt --extract DIR`.
+    """
+    from qsafe.encryption import encrypt as encrypt_file
+
+    if use_passphrase and (recipients or recipients_files):
+        raise UsageError("-p cannot be combined with -r/-R (age's rule: a passphrase is the only recipient)")
+    passphrase = read_passphrase(passphrase_file, confirm=True) if use_passphrase else None
+    source = _source(input)
+    with progress(_size(source), "encrypting") as advance:
+        encrypt_file(source, _target(output, binary=not armor), recipients=recipients,
+                     recipients_files=recipients_files, passphrase=passphrase, work_factor=work_factor,
+                     armor=armor, progress=advance)
+
+
+@click.command(short_help="Decrypt an age file (or extract an encrypted directory).")
+@click.option("-i", "--identity", "identity_files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Identity file (AGE-SECRET-KEY-…; may itself be passphrase-protected); repeatable.")
+@_PASSFILE
+@click.option("--extract", "extract_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="The file holds an encrypted directory: extract it into this new folder.")
+@_OUT
+@_IN
+def decrypt(identity_files: tuple[Path, ...], passphrase_file: Path | None, extract_dir: Path | None,
+            output: Path | None, input: Path | None) -> None:
+    """Decrypt INPUT (an age file, binary or armored, or standard input).
+
+    Without -i the file must be passphrase-encrypted. Output files appear only after the last chunk
+    authenticated; on standard output only authenticated chunks are released. Exit codes: 13 no identity
+    matched, 14 modified or truncated, 3 not a valid age file.
+    """
+    from qsafe.encryption import decrypt as decrypt_file
+
+    if extract_dir is not None and output is not None:
+        raise UsageError("--extract and -o are exclusive")
+    ask: Callable[[], bytes] = lambda: read_passphrase(passphrase_file, prompt="Passphrase for the identity file")
+    passphrase = None if identity_files else read_passphrase(passphrase_file)
+    source = _source(input)
+    target = None if extract_dir is not None else _target(output, binary=True)
+    with progress(_size(source), "decrypting") as advance:
+        decrypt_file(source, target, extract=extract_dir, identity_files=identity_files, passphrase=passphrase,
+                     identity_passphrase=ask, progress=advance)
