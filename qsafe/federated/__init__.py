@@ -18,6 +18,7 @@ from qsafe.federated.aggregation import (
     infer_round,
 )
 from qsafe.federated.context import HEContext, is_protected
+from qsafe.federated.norm import EncryptedNorm, decrypt_squared_norm, encrypted_squared_norm
 from qsafe.federated.update import EncryptedUpdate, encrypt_update, verify_update
 
 __all__ = [

@@ -19,7 +19,7 @@ import numpy as np
 from qsafe._he import cipher, container, packing
 from qsafe._he.params import params_from_json
 from qsafe._labels import FL_UPDATE_MAGIC, MLDSA_CONTEXT_FL_UPDATE
-from qsafe.errors import FormatError, HEMismatchError, InvalidInputError, SignatureError
+from qsafe.errors import FormatError, HEMismatchError, InvalidInputError, KeyFileError, SignatureError
 from qsafe.federated.context import HEContext
 from qsafe.keys import PrivateKey, PublicKey
 
@@ -123,6 +123,7 @@ def encrypt_update(tensors: Mapping[str, np.ndarray], context: HEContext, key: P
 
     Raises:
         InvalidInputError: no tensors, a non-float dtype, NaN/Inf, a value beyond the clip bound, or bad round.
+        KeyFileError: the signing key is not post-quantum.
         MissingDependencyError: TenSEAL is not installed.
     """
     return _encrypt_update_from_parts(tensors, context, key, round, os.urandom(32), progress)
@@ -132,6 +133,9 @@ def _encrypt_update_from_parts(tensors: Mapping[str, np.ndarray], context: HECon
                                nonce: bytes, progress: Callable[[int], None] | None) -> EncryptedUpdate:
     if not isinstance(round, int) or isinstance(round, bool) or round < 0:
         raise InvalidInputError(f"the round must be a non-negative integer, not {round!r}")
+    if not key.public_key().post_quantum:
+        raise KeyFileError(f"{key.algorithm} is not post-quantum: federated updates are signed with ML-DSA",
+                           hint="make a client key with qsafe keygen (ML-DSA-65 by default)")
     params = context.params
     specs = packing.layout_of(tensors)
     flat = packing.flatten(tensors, specs, params.clip)
@@ -175,7 +179,7 @@ def verify_update(update: EncryptedUpdate, context: HEContext, allowlist: Iterab
     client = next((k for k in allowlist if k.key_id == update.client_key_id), None)
     if client is None:
         raise HEMismatchError(f"unknown client {update.client_key_id}: not in the allowlist")
-    if header["signature_algorithm"] != client.algorithm:
+    if header["signature_algorithm"] != client.algorithm or not client.post_quantum:
         raise HEMismatchError(f"bad signature: algorithm {header['signature_algorithm']!r} is not the key's")
     try:
         client.verify(update.signature, FL_UPDATE_MAGIC + update.header_bytes, MLDSA_CONTEXT_FL_UPDATE)
