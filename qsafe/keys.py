@@ -35,6 +35,7 @@ __all__ = [
     "PrivateKey",
     "PublicKey",
     "generate",
+    "is_protected_key_file",
     "load_private_key",
     "load_public_key",
     "load_public_keys",
@@ -54,6 +55,18 @@ CLASSICAL_ALGORITHMS: frozenset[str] = frozenset(_alg.ECDSA)
 _POST_QUANTUM = frozenset((*_alg.MLDSA, *_composite.COMPOSITES))
 
 _PUBLIC_LABEL, _PRIVATE_LABEL = "PUBLIC KEY", "PRIVATE KEY"
+
+# Sigstore PublicKeyDetails names where Sigstore has one; the composites are qsafe's own, revision-pinned names.
+_KEY_DETAILS = {
+    "ml-dsa-44": "ML_DSA_44",
+    "ml-dsa-65": "ML_DSA_65",
+    "ml-dsa-87": "ML_DSA_87",
+    "ml-dsa-65-ed25519": "QSAFE_COMPSIG_MLDSA65_ED25519_SHA512_DRAFT19",
+    "ml-dsa-44-ed25519": "QSAFE_COMPSIG_MLDSA44_ED25519_SHA512_DRAFT19",
+    "ecdsa-p256": "PKIX_ECDSA_P256_SHA_256",
+    "ecdsa-p384": "PKIX_ECDSA_P384_SHA_384",
+    "ecdsa-p521": "PKIX_ECDSA_P521_SHA_512",
+}
 
 
 def _describe(algorithm: str) -> str:
@@ -103,6 +116,11 @@ class PublicKey:
     def description(self) -> str:
         """Human-readable algorithm, with the standard or pinned draft revision it follows."""
         return _describe(self.algorithm)
+
+    @property
+    def key_details(self) -> str:
+        """Sigstore-style ``publicKey.keyDetails`` name; composites carry the pinned draft revision."""
+        return _KEY_DETAILS[self.algorithm]
 
     @property
     def model_signing_hint(self) -> str:
@@ -241,6 +259,15 @@ def _read(path: str | Path) -> bytes:
         return Path(path).read_bytes()
     except OSError as exc:
         raise KeyFileError(f"cannot read key file {path}: {exc.strerror or exc}") from exc
+
+
+def is_protected_key_file(path: str | Path) -> bool:
+    """True when the key file is passphrase-protected (an age file), so a caller knows to ask for a passphrase.
+
+    Raises:
+        KeyFileError: the file cannot be read.
+    """
+    return _keyfile.is_protected(_read(path))
 
 
 def load_private_key(path: str | Path, passphrase: bytes | None = None) -> PrivateKey:

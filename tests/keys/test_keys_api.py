@@ -211,3 +211,19 @@ def test_write_key_pair_unprotected(tmp_path: Path) -> None:
     keys.write_key_pair(other, tmp_path / "rel", None, overwrite=True)
     assert keys.load_public_key(pub_path).key_id == other.public_key().key_id
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".qsafe-tmp")]
+
+
+def test_key_details_names() -> None:
+    names = {a: keys.generate(a).public_key().key_details for a in ALL}
+    assert names["ml-dsa-65"] == "ML_DSA_65" and names["ecdsa-p256"] == "PKIX_ECDSA_P256_SHA_256"
+    assert names["ml-dsa-65-ed25519"].endswith("_DRAFT19")  # the composite name pins the draft revision
+    assert len(set(names.values())) == len(names)
+
+
+def test_is_protected_key_file(tmp_path: Path) -> None:
+    keys.write_key_pair(keys.generate("ml-dsa-44"), tmp_path / "plain", None)
+    keys.write_key_pair(keys.generate("ml-dsa-44"), tmp_path / "locked", b"pw")
+    assert not keys.is_protected_key_file(tmp_path / "plain.key")
+    assert keys.is_protected_key_file(tmp_path / "locked.key")
+    with pytest.raises(KeyFileError):
+        keys.is_protected_key_file(tmp_path / "absent.key")
