@@ -1,0 +1,82 @@
+"""The appraisal result as an in-toto Statement v1, signed with ML-DSA in a DSSE envelope.
+
+Subjects: the evidence document (and the model, when the appraisal gated one). Predicate type
+``ATTESTATION_RESULT_PREDICATE_TYPE``; the ML-DSA context ``MLDSA_CONTEXT_ATTESTATION_RESULT`` keeps these
+signatures apart from model-bundle signatures made with the same key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from qsafe import _labels
+from qsafe.attestation.appraisal import AppraisalResult
+from qsafe.errors import FormatError, SignatureError
+from qsafe.keys import PrivateKey, PublicKey
+
+__all__ = ["result_statement", "sign_result", "verify_result"]
+
+
+def _pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE v1 pre-authentication encoding."""
+    t = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
+
+
+def result_statement(result: AppraisalResult) -> dict[str, Any]:
+    """The in-toto Statement for ``result``."""
+    subjects = [{"name": "evidence", "digest": {"sha256": result.evidence_digest.split(":", 1)[1]}}]
+    if result.model_digest and ":" in result.model_digest:
+        algo, value = result.model_digest.split(":", 1)
+        subjects.append({"name": "model", "digest": {algo: value}})
+    return {
+        "_type": _labels.IN_TOTO_STATEMENT_TYPE,
+        "subject": subjects,
+        "predicateType": _labels.ATTESTATION_RESULT_PREDICATE_TYPE,
+        "predicate": result.predicate(),
+    }
+
+
+def sign_result(result: AppraisalResult, key: PrivateKey) -> bytes:
+    """Sign the result statement; returns the DSSE envelope as JSON bytes."""
+    payload = json.dumps(result_statement(result), sort_keys=True, separators=(",", ":")).encode()
+    signature = key.sign(_pae(_labels.DSSE_PAYLOAD_TYPE, payload), _labels.MLDSA_CONTEXT_ATTESTATION_RESULT)
+    envelope = {
+        "payloadType": _labels.DSSE_PAYLOAD_TYPE,
+        "payload": base64.b64encode(payload).decode(),
+        "signatures": [{"keyid": key.public_key().key_id, "sig": base64.b64encode(signature).decode()}],
+    }
+    return (json.dumps(envelope, indent=2, sort_keys=True) + "\n").encode()
+
+
+def verify_result(data: bytes, keys: Sequence[PublicKey]) -> dict[str, Any]:
+    """Verify a signed result with any of ``keys``; return the statement.
+
+    Raises:
+        FormatError: not a DSSE envelope holding a qsafe attestation-result statement.
+        SignatureError: no signature verifies with the given keys.
+    """
+    try:
+        env = json.loads(data)
+        payload = base64.b64decode(env["payload"], validate=True)
+        sigs = [(s.get("keyid"), base64.b64decode(s["sig"], validate=True)) for s in env["signatures"]]
+        if env["payloadType"] != _labels.DSSE_PAYLOAD_TYPE:
+            raise ValueError("payloadType")
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise FormatError(f"not a signed attestation result (DSSE envelope): {exc}") from exc
+    message = _pae(_labels.DSSE_PAYLOAD_TYPE, payload)
+    for key in keys:
+        for _keyid, sig in sigs:
+            try:
+                key.verify(sig, message, _labels.MLDSA_CONTEXT_ATTESTATION_RESULT)
+            except SignatureError:
+                continue
+            statement = json.loads(payload)
+            if statement.get("predicateType") != _labels.ATTESTATION_RESULT_PREDICATE_TYPE:
+                raise FormatError("signed statement is not an attestation result")
+            return dict(statement)
+    raise SignatureError("the attestation result's signature does not verify with the given key(s)")

@@ -1,0 +1,163 @@
+"""``qsafe attest``: collect evidence, import recorded evidence, appraise it against a policy, check results."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from pathlib import Path
+from typing import Any
+
+import click
+
+from qsafe._io import atomic_output
+from qsafe.cli._common import emit_json, read_passphrase
+from qsafe.errors import UsageError
+
+_PATH = click.Path(dir_okay=False, path_type=Path)
+_EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def _hex(value: str | None, what: str) -> bytes | None:
+    if value is None:
+        return None
+    try:
+        return bytes.fromhex(value)
+    except ValueError as exc:
+        raise UsageError(f"{what} must be hex") from exc
+
+
+def _time(value: str | None) -> dt.datetime | None:
+    from qsafe.attestation.evidence import parse_time
+
+    return parse_time(value) if value else None
+
+
+def _write(path: Path | None, data: bytes, inputs: tuple[Path, ...] = ()) -> None:
+    if path is None or str(path) == "-":
+        click.echo(data.decode(), nl=False)
+        return
+    with atomic_output(path, inputs=inputs) as handle:
+        handle.write(data)
+
+
+def load_signing_key(path: Path, passphrase_file: Path | None) -> Any:
+    """Load a private key; ask for a passphrase only when the file is protected."""
+    from qsafe import keys
+
+    head = path.read_bytes()[:64]
+    if head.startswith(b"-----BEGIN PRIVATE KEY"):
+        return keys.load_private_key(path)
+    return keys.load_private_key(path, read_passphrase(passphrase_file, prompt="Key passphrase"))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def attest() -> None:
+    """Collect attestation evidence and appraise it against a policy (exit 15 on deny)."""
+
+
+@attest.command()
+@click.option("--json", "as_json", is_flag=True, help="Print {\"nonce\": HEX}.")
+def nonce(as_json: bool) -> None:
+    """Print a fresh random 32-byte nonce (hex) for `attest collect --nonce` / `attest verify --nonce`."""
+    value = secrets.token_hex(32)
+    emit_json({"nonce": value}) if as_json else click.echo(value)
+
+
+@attest.command()
+@click.option("-c", "--collector", "names", multiple=True, default=("software", "nvidia-gpu"), show_default=True,
+              help="Collector to run (repeat). Built-in: software, nvidia-gpu, tsm; plugins add more.")
+@click.option("--nonce", "nonce_hex", help="The verifier's 32-byte nonce (hex). Default: a fresh random one.")
+@click.option("--policy", type=_EXISTING, help="Bind to this policy (and --model-digest): binding-hash mode.")
+@click.option("--model-digest", help="Model digest (sha256:HEX) to bind the evidence to (needs --policy).")
+@click.option("--tsm-root", type=click.Path(file_okay=False, path_type=Path), help="configfs-tsm report directory.")
+@click.option("--tdx-collateral", type=_EXISTING, help="dcap-qvl collateral JSON to attach to a TDX quote.")
+@click.option("--include-torch", is_flag=True, help="Import torch to record torch/CUDA versions.")
+@click.option("-o", "--output", type=_PATH, help="Write the evidence here (default: stdout).")
+def collect(names: tuple[str, ...], nonce_hex: str | None, policy: Path | None, model_digest: str | None,
+            tsm_root: Path | None, tdx_collateral: Path | None, include_torch: bool, output: Path | None) -> None:
+    """Collect evidence on this machine (exit 6 when a device is absent: never a fake pass)."""
+    import json
+
+    from qsafe.attestation import collect as run_collect
+    from qsafe.attestation import load_policy
+
+    if model_digest and not policy:
+        raise UsageError("--model-digest needs --policy (the binding covers both)")
+    value = _hex(nonce_hex, "--nonce") or secrets.token_bytes(32)
+    options: dict[str, dict[str, Any]] = {"software": {"include_torch": include_torch}}
+    options["tsm"] = {"root": tsm_root, "tdx_collateral": json.loads(tdx_collateral.read_bytes()) if tdx_collateral else None}
+    evidence = run_collect(list(names), nonce=value, policy=load_policy(policy) if policy else None,
+                           model_digest=model_digest, options=options)
+    _write(output, evidence.to_bytes())
+
+
+@attest.command(name="import")
+@click.argument("kind", type=click.Choice(["nvidia-report", "nvidia-json", "sev-snp", "tdx"]))
+@click.argument("files", nargs=-1, required=True, type=_EXISTING)
+@click.option("--collected-at", required=True, help="When the evidence was recorded (ISO-8601).")
+@click.option("--provenance", help="Where the recording comes from (stored on every item).")
+@click.option("-o", "--output", type=_PATH, help="Write the evidence here (default: stdout).")
+def import_cmd(kind: str, files: tuple[Path, ...], collected_at: str, provenance: str | None,
+               output: Path | None) -> None:
+    """Convert recorded evidence (native formats) into a qsafe evidence file.
+
+    \b
+    nvidia-report REPORT CHAIN    hex SPDM report + PEM chain (nvtrust samples, NVML dumps)
+    nvidia-json   FILE...         NVIDIA JSON evidence lists ([{evidence, certificate}])
+    sev-snp       REPORT CERT...  raw report + VCEK/VLEK and ASK/ASVK(+ARK) certificates
+    tdx           QUOTE COLLATERAL  raw quote + dcap-qvl collateral JSON
+    """
+    from qsafe.attestation.recorded import import_recorded
+
+    evidence = import_recorded(kind, files, collected_at=_time(collected_at) or dt.datetime.now(dt.timezone.utc),
+                               provenance=provenance)
+    _write(output, evidence.to_bytes(), inputs=files)
+
+
+@attest.command()
+@click.argument("evidence", type=_EXISTING)
+@click.option("--policy", type=_EXISTING, required=True, help="The attestation policy (required).")
+@click.option("--nonce", "nonce_hex", help="The nonce you issued for this evidence (hex).")
+@click.option("--model-digest", help="The model digest the evidence should be bound to.")
+@click.option("--at", "at", help="Verification time (ISO-8601; default now). Recorded evidence needs one.")
+@click.option("-o", "--output", type=_PATH, help="Write the ML-DSA-signed result (in-toto Statement) here.")
+@click.option("--key", type=_EXISTING, help="Signing key for --output.")
+@click.option("--passphrase-file", type=_EXISTING, help="Passphrase of a protected --key (first line).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result predicate as JSON.")
+def verify(evidence: Path, policy: Path, nonce_hex: str | None, model_digest: str | None, at: str | None,
+           output: Path | None, key: Path | None, passphrase_file: Path | None, as_json: bool) -> None:
+    """Appraise EVIDENCE against --policy; silent on allow, exit 15 naming every failed claim on deny."""
+    from qsafe.attestation import appraise, load_evidence, load_policy, sign_result
+    from qsafe.attestation.appraisal import denial
+
+    if (output is None) != (key is None):
+        raise UsageError("--output and --key go together (the result is always signed)")
+    signing_key = load_signing_key(key, passphrase_file) if key else None
+    result = appraise(load_evidence(evidence), load_policy(policy), at=_time(at),
+                      nonce=_hex(nonce_hex, "--nonce"), model_digest=model_digest)
+    if output is not None and signing_key is not None:
+        with atomic_output(output, inputs=(evidence, policy)) as handle:
+            handle.write(sign_result(result, signing_key))
+    if as_json:
+        emit_json(result.predicate())
+    if not result.allowed:
+        raise denial(result)
+
+
+@attest.command(name="check-result")
+@click.argument("result", type=_EXISTING)
+@click.option("--key", type=_EXISTING, required=True, help="Public key(s) of the appraiser.")
+@click.option("--json", "as_json", is_flag=True, help="Print the verified statement.")
+def check_result(result: Path, key: Path, as_json: bool) -> None:
+    """Verify a signed appraisal result; exit 15 if its verdict is deny."""
+    from qsafe import keys
+    from qsafe.attestation import verify_result
+    from qsafe.errors import AttestationError
+
+    statement = verify_result(result.read_bytes(), keys.load_public_keys(key))
+    if as_json:
+        emit_json(statement)
+    predicate = statement["predicate"]
+    if predicate.get("verdict") != "allow":
+        raise AttestationError("the signed result's verdict is deny:\n" + "\n".join(f"  {f}" for f in predicate.get("failed", [])),
+                               failed_claims=[str(f).split(":", 1)[0] for f in predicate.get("failed", [])])
