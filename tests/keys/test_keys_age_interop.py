@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,3 +40,13 @@ def test_qsafe_loads_a_key_protected_by_age(tmp_path: Path) -> None:
     _age_tty("age -p -a -o k.key plain.pem", b"typed into age\ntyped into age\n", tmp_path)  # work factor 18
     loaded = keys.load_private_key(tmp_path / "k.key", b"typed into age")
     assert loaded.public_key().key_id == private.public_key().key_id
+
+
+def test_age_uses_a_protected_x25519_identity_from_keygen(cli: Callable[..., Any], tmp_path: Path) -> None:
+    """age itself opens qsafe's passphrase-protected identity file (age -d -i asks for its passphrase)."""
+    result = cli(["keygen", "--alg", "x25519", "--out", tmp_path / "id"], env={"QSAFE_PASSPHRASE": "id pass"})
+    assert (result.exit_code, result.stderr) == (0, "")
+    (tmp_path / "msg.txt").write_bytes(b"to the x25519 identity")
+    subprocess.run(["age", "-R", "id.pub", "-o", "msg.age", "msg.txt"], cwd=tmp_path, check=True, timeout=30)
+    _age_tty("age -d -i id.key -o out.txt msg.age", b"id pass\n", tmp_path)
+    assert (tmp_path / "out.txt").read_bytes() == b"to the x25519 identity"

@@ -67,3 +67,43 @@ def test_keygen_without_passphrase_source_fails_cleanly(cli: Callable[..., Any],
     assert "qsafe: error: a passphrase is needed but none was given" in result.stderr
     assert "QSAFE_PASSPHRASE" in result.stderr
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("algorithm", "prefix"), [("ml-kem-768-x25519", "age1pq1"), ("x25519", "age1")])
+def test_keygen_encryption_identity(cli: Callable[..., Any], tmp_path: Path, algorithm: str, prefix: str) -> None:
+    from qsafe import encryption
+
+    result = cli(["keygen", "--alg", algorithm, "--out", tmp_path / "id", "--json"],
+                 env={"QSAFE_PASSPHRASE": "identity pass"})
+    assert (result.exit_code, result.stderr) == (0, "")
+    report = json.loads(result.stdout)
+    recipient = (tmp_path / "id.pub").read_text().strip()
+    assert report["recipient"] == recipient and recipient.startswith(prefix)
+    assert report["kind"] == "encryption" and report["protected"] is True
+    assert report["post_quantum"] is (algorithm != "x25519")
+    assert stat.S_IMODE((tmp_path / "id.key").stat().st_mode) == 0o600
+    assert (tmp_path / "id.key").read_bytes().startswith(b"-----BEGIN AGE ENCRYPTED FILE-----")
+    assert b"AGE-SECRET-KEY" not in (tmp_path / "id.key").read_bytes()
+    (tmp_path / "plain.txt").write_bytes(b"for the new identity")
+    encryption.encrypt(tmp_path / "plain.txt", tmp_path / "msg.age", recipients=[recipient])
+    encryption.decrypt(tmp_path / "msg.age", tmp_path / "out.txt", identity_files=[tmp_path / "id.key"],
+                       identity_passphrase=b"identity pass")
+    assert (tmp_path / "out.txt").read_bytes() == b"for the new identity"
+    plain = cli(["keygen", "--alg", algorithm, "--out", tmp_path / "open", "--no-passphrase"])
+    assert plain.exit_code == 0 and plain.stdout.strip() == (tmp_path / "open.pub").read_text().strip()
+    identity = (tmp_path / "open.key").read_text()
+    assert identity.startswith("AGE-SECRET-KEY-") and len(encryption.load_identities(tmp_path / "open.key")) == 1
+
+
+def test_wrong_passphrase_exits_4(cli: Callable[..., Any], tmp_path: Path) -> None:
+    """A command that loads a protected signing key: wrong passphrase -> exit 4, nothing written."""
+    assert cli(["keygen", "--out", tmp_path / "c"], env={"QSAFE_PASSPHRASE": "right"}).exit_code == 0
+    for name in ("update.safetensors", "public.ctx"):
+        (tmp_path / name).write_bytes(b"never read: the key is loaded first")
+    args = ["fl", "encrypt", tmp_path / "update.safetensors", "--context", tmp_path / "public.ctx",
+            "--key", tmp_path / "c.key", "--round", "1", "-o", tmp_path / "out.qfl"]
+    wrong = cli(args, env={"QSAFE_PASSPHRASE": "wrong"})
+    assert wrong.exit_code == 4 and wrong.stdout == ""
+    assert "qsafe: error: " in wrong.stderr and "wrong passphrase" in wrong.stderr
+    assert "qsafe: hint: check the passphrase" in wrong.stderr
+    assert not (tmp_path / "out.qfl").exists()
