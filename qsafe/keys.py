@@ -54,7 +54,7 @@ SIGNATURE_ALGORITHMS: tuple[str, ...] = (*_alg.MLDSA, *_composite.COMPOSITES, "e
 CLASSICAL_ALGORITHMS: frozenset[str] = frozenset(_alg.ECDSA)
 _POST_QUANTUM = frozenset((*_alg.MLDSA, *_composite.COMPOSITES))
 
-_PUBLIC_LABEL, _PRIVATE_LABEL = "PUBLIC KEY", "PRIVATE KEY"
+_PUBLIC_LABEL, _PRIVATE_LABEL, _SEC1_LABEL = "PUBLIC KEY", "PRIVATE KEY", "EC PRIVATE KEY"
 
 # Sigstore PublicKeyDetails names where Sigstore has one; the composites are qsafe's own, revision-pinned names.
 _KEY_DETAILS = {
@@ -226,11 +226,16 @@ def _label_hint(found: str) -> str | None:
 
 
 def private_key_from_pem(pem: bytes, *, source: str = "private key") -> PrivateKey:
-    """Parse an unprotected PKCS#8 PEM private key.
+    """Parse an unprotected PKCS#8 PEM private key (or an OpenSSL ``EC PRIVATE KEY``, as model-signing users hold).
 
     Raises:
         KeyFileError: not a PKCS#8 ``PRIVATE KEY`` of a supported algorithm.
     """
+    blocks = _der.pem_blocks(pem)
+    if len(blocks) == 1 and blocks[0][0] == _SEC1_LABEL:
+        # OpenSSL's traditional EC key form, what model-signing's docs make with `openssl ec`.
+        name, adapter = _alg.private_from_sec1(blocks[0][1])
+        return PrivateKey(name, adapter)
     name, adapter = _alg.private_from_pkcs8(_single_block(pem, _PRIVATE_LABEL, source))
     return PrivateKey(name, adapter)
 

@@ -133,3 +133,15 @@ def private_from_pkcs8(pkcs8: bytes) -> tuple[str, PrivateAdapter]:
         raise KeyFileError(f"unsupported or malformed private key: {exc}") from exc
     name = _name_of(key)
     return name, _CryptographyPrivate(key, name)
+
+
+def private_from_sec1(sec1: bytes) -> tuple[str, PrivateAdapter]:
+    """Parse an unencrypted DER SEC1 ``ECPrivateKey`` (OpenSSL's traditional EC key form)."""
+    try:
+        key = serialization.load_der_private_key(sec1, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise KeyFileError(f"malformed EC private key: {exc}") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise KeyFileError("an EC PRIVATE KEY block holds a non-EC key")
+    name = _name_of(key)
+    return name, _CryptographyPrivate(key, name)
