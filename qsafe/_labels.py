@@ -28,3 +28,8 @@ FL_AGGREGATE_MAGIC = b"qsafe-fl-aggregate/v1\n"
 FL_NORM_MAGIC = b"qsafe-fl-norm/v1\n"
 FL_CONTEXT_MAGIC = b"qsafe-he-context/v1\n"
 FL_SECRET_CONTEXT_MAGIC = b"qsafe-he-secret-context/v1\n"
+
+# Safetensors tensor digests (qsafe.manifest.tensor_digest): prefix of every hashed tensor encoding, and the
+# annotation key under which a bundle resource carries a file's header and tensor digests.
+SAFETENSORS_TENSOR_DIGEST_LABEL = b"qsafe/v1 safetensors-tensor\n"
+SAFETENSORS_ANNOTATION_KEY = "qsafe.safetensors.v1"

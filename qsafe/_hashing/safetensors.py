@@ -1,0 +1,245 @@
+"""A bounded safetensors header parser and the tensor digest, written from the format description.
+
+Format: 8-byte little-endian header length N, N bytes of UTF-8 JSON (an object, optionally right-padded with
+spaces), then the data area. Each tensor entry is ``{"dtype", "shape", "data_offsets": [begin, end]}`` with
+offsets relative to the data area. Nothing here unpickles or executes anything; every number is checked before
+it is used: N is capped, offsets are in range, sorted, non-overlapping, and cover the data area exactly, and the
+byte length matches dtype x shape where the dtype is known.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import struct
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from qsafe._hashing.engines import Hasher, new_hasher, stream_range
+from qsafe._labels import SAFETENSORS_TENSOR_DIGEST_LABEL
+from qsafe.errors import FormatError
+
+# Same cap as the reference implementation (safetensors' MAX_HEADER_SIZE).
+MAX_HEADER_BYTES = 100_000_000
+MAX_NDIM = 64
+MAX_TENSORS = 1_000_000
+_DTYPE_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,15}$")
+
+# Bits per element of the dtypes safetensors defines; an unknown (future) dtype skips the size check only.
+DTYPE_BITS: dict[str, int] = {
+    "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "E8M0": 8,
+    "I16": 16, "U16": 16, "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32,
+    "F64": 64, "I64": 64, "U64": 64, "C64": 64, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
+}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor of a safetensors file: where its bytes are and what they mean."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    begin: int  # absolute file offset of the first data byte
+    end: int  # absolute file offset one past the last data byte
+
+    @property
+    def nbytes(self) -> int:
+        return self.end - self.begin
+
+
+@dataclass(frozen=True)
+class SafetensorsHeader:
+    """A checked safetensors header. ``tensors`` are in file order (by offset)."""
+
+    header_len: int  # N: the JSON length (the header occupies bytes [0, 8 + N))
+    file_size: int
+    tensors: tuple[TensorInfo, ...]
+    metadata: dict[str, str]
+
+    @property
+    def data_start(self) -> int:
+        return 8 + self.header_len
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise FormatError("safetensors header has a duplicate key")
+    return dict(pairs)
+
+
+def _int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value >= 1 << 63:
+        raise FormatError(f"safetensors header: {what} is not a non-negative 64-bit integer")
+    return value
+
+
+def _check_entry(name: str, entry: Any, data_start: int, data_len: int) -> TensorInfo:
+    if not name or len(name.encode("utf-8")) > 1 << 16:
+        raise FormatError("safetensors header: empty or oversized tensor name")
+    if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+        raise FormatError(f"safetensors header: tensor {name!r} must have exactly dtype, shape, data_offsets")
+    dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+    if not isinstance(dtype, str) or not _DTYPE_RE.match(dtype):
+        raise FormatError(f"safetensors header: tensor {name!r} has an invalid dtype")
+    if not isinstance(shape, list) or len(shape) > MAX_NDIM:
+        raise FormatError(f"safetensors header: tensor {name!r} has an invalid shape")
+    dims = tuple(_int(d, f"a dimension of {name!r}") for d in shape)
+    if not isinstance(offsets, list) or len(offsets) != 2:
+        raise FormatError(f"safetensors header: tensor {name!r} needs data_offsets [begin, end]")
+    begin, end = (_int(o, f"an offset of {name!r}") for o in offsets)
+    if begin > end or end > data_len:
+        raise FormatError(f"safetensors header: tensor {name!r} offsets [{begin}, {end}] out of range 0..{data_len}")
+    bits = DTYPE_BITS.get(dtype)
+    if bits is not None:
+        nbits = math.prod(dims) * bits
+        if nbits % 8 or nbits // 8 != end - begin:
+            raise FormatError(f"safetensors header: tensor {name!r} has {end - begin} bytes, {dtype}{list(dims)} needs {nbits / 8:g}")
+    return TensorInfo(name, dtype, dims, data_start + begin, data_start + end)
+
+
+def parse_header(raw: bytes, file_size: int) -> SafetensorsHeader:
+    """Check a header given its JSON bytes (without the 8-byte prefix) and the file size.
+
+    Raises:
+        FormatError: anything out of bounds, malformed, overlapping or not covering the data area.
+    """
+    header_len = len(raw)
+    if not raw.startswith(b"{"):
+        raise FormatError("safetensors header does not start with '{'")
+    try:
+        doc = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise FormatError(f"safetensors header is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise FormatError("safetensors header is not a JSON object")
+    metadata = doc.pop("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise FormatError("safetensors __metadata__ must map strings to strings")
+    if len(doc) > MAX_TENSORS:
+        raise FormatError("safetensors header lists too many tensors")
+    data_start = 8 + header_len
+    data_len = file_size - data_start
+    tensors = sorted(
+        (_check_entry(name, entry, data_start, data_len) for name, entry in doc.items()),
+        key=lambda t: (t.begin, t.end, t.name),
+    )
+    position = data_start
+    for t in tensors:
+        if t.begin != position:
+            kind = "overlaps the previous tensor" if t.begin < position else "leaves a gap before it"
+            raise FormatError(f"safetensors header: tensor {t.name!r} {kind}")
+        position = t.end
+    if position != file_size:
+        raise FormatError(f"safetensors data area has {file_size - position} bytes no tensor covers")
+    return SafetensorsHeader(header_len, file_size, tuple(tensors), dict(metadata))
+
+
+def read_header(handle: BinaryIO, file_size: int) -> tuple[bytes, SafetensorsHeader]:
+    """Read and check the header of an open safetensors file.
+
+    Returns:
+        The raw header bytes (8-byte prefix + JSON, exactly as on disk) and the checked header.
+
+    Raises:
+        FormatError: truncated, oversized or malformed header.
+    """
+    prefix = handle.read(8)
+    if len(prefix) != 8:
+        raise FormatError("file too short for a safetensors header")
+    (n,) = struct.unpack("<Q", prefix)
+    if n > MAX_HEADER_BYTES:
+        raise FormatError(f"safetensors header length {n} exceeds the {MAX_HEADER_BYTES}-byte cap")
+    if 8 + n > file_size:
+        raise FormatError(f"safetensors header length {n} runs past the end of the file")
+    raw = handle.read(n)
+    if len(raw) != n:
+        raise FormatError("safetensors header truncated")
+    return prefix + raw, parse_header(raw, file_size)
+
+
+def tensor_prefix(name: str, dtype: str, shape: Iterable[int], nbytes: int) -> bytes:
+    """The bytes hashed before a tensor's data (see :func:`qsafe.manifest.tensor_digest`)."""
+    name_b, dtype_b, dims = name.encode("utf-8"), dtype.encode("ascii"), list(shape)
+    return b"".join(
+        [
+            SAFETENSORS_TENSOR_DIGEST_LABEL,
+            struct.pack("<Q", len(name_b)), name_b,
+            struct.pack("<Q", len(dtype_b)), dtype_b,
+            struct.pack("<Q", len(dims)), *(struct.pack("<Q", d) for d in dims),
+            struct.pack("<Q", nbytes),
+        ]
+    )
+
+
+class TensorDigester:
+    """Streaming tensor digest: feed the tensor's data bytes in any chunking, then :meth:`hexdigest`."""
+
+    def __init__(self, name: str, dtype: str, shape: Iterable[int], nbytes: int, algorithm: str = "sha256"):
+        self._hasher: Hasher = new_hasher(algorithm)
+        self._hasher.update(tensor_prefix(name, dtype, shape, nbytes))
+        self._left = nbytes
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        """Add the next data bytes.
+
+        Raises:
+            FormatError: more bytes than the declared ``nbytes``.
+        """
+        n = memoryview(data).nbytes
+        if n > self._left:
+            raise FormatError("more tensor bytes than the header declares")
+        self._left -= n
+        self._hasher.update(data)
+
+    def hexdigest(self) -> str:
+        """The digest in hex.
+
+        Raises:
+            FormatError: fewer bytes were fed than declared.
+        """
+        if self._left:
+            raise FormatError(f"tensor data is {self._left} bytes short")
+        return self._hasher.digest().hex()
+
+
+@dataclass(frozen=True)
+class FileTensorDigests:
+    """Result of one pass over a safetensors file."""
+
+    header_digest: str
+    tensors: tuple[tuple[TensorInfo, str], ...]
+    file_digest: bytes | None
+
+
+def digest_safetensors(
+    path: Path, algorithm: str, *, whole_file: bool = False, progress: Callable[[int], None] | None = None
+) -> FileTensorDigests:
+    """Header digest and every tensor digest of ``path`` in one streaming pass (plus the whole-file digest).
+
+    Raises:
+        FormatError: the header is malformed or out of bounds.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        raw, header = read_header(handle, size)
+    whole = new_hasher(algorithm) if whole_file else None
+    if whole is not None:
+        whole.update(raw)
+    head = new_hasher(algorithm)
+    head.update(raw)
+    if progress is not None:
+        progress(len(raw))
+    results: list[tuple[TensorInfo, str]] = []
+    for t in header.tensors:
+        digester = TensorDigester(t.name, t.dtype, t.shape, t.nbytes, algorithm)
+        sinks: list[Callable[[memoryview], object]] = [digester.update]
+        if whole is not None:
+            sinks.append(whole.update)
+        stream_range(path, t.begin, t.end, sinks, progress)
+        results.append((t, digester.hexdigest()))
+    return FileTensorDigests(head.digest().hex(), tuple(results), whole.digest() if whole is not None else None)
