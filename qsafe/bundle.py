@@ -3,8 +3,9 @@ predicate is OMS v1.0 (``https://model_signing/signature/v1.0``), the layout mod
 
 What qsafe adds, only where model-signing and the OMS v1.0 schemas tolerate extra data:
 
-- ``verificationMaterial.publicKey.keyDetails``: the signing algorithm (model-signing's reader drops this key);
-  ``publicKey.hint`` stays model-signing's hex SHA-256 of the PEM public key.
+- ``verificationMaterial.publicKey.keyDetails``: the signing algorithm (:attr:`qsafe.keys.PublicKey.key_details`:
+  Sigstore's PublicKeyDetails names, e.g. ``ML_DSA_65``; revision-pinned ``QSAFE_COMPSIG_…`` for composites).
+  model-signing's reader drops this key. ``publicKey.hint`` stays model-signing's hex SHA-256 of the PEM key.
 - ``dsseEnvelope.signatures[0].keyid``: the qsafe key id (``sha256:`` + SHA-256 of the DER SPKI).
 - ``resources[i].annotations["qsafe.safetensors.v1"]`` on the (first) resource of each ``.safetensors`` file:
   its header digest and tensor digests. Resource descriptors allow extra properties in the OMS schema, and
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -39,8 +39,6 @@ __all__ = [
     "MAX_BUNDLE_BYTES",
     "Bundle",
     "build_bundle",
-    "key_details",
-    "key_hint",
     "manifest_from_statement",
     "pae",
     "parse_bundle",
@@ -51,24 +49,6 @@ __all__ = [
 MAX_BUNDLE_BYTES = 256 << 20
 _HEX = re.compile(r"^[0-9a-f]+$")
 _DIGEST_BYTES = {"sha256": 32, "blake3": 32, "blake2b": 64}
-
-# Sigstore's PublicKeyDetails names where one exists; qsafe-prefixed names otherwise.
-_KEY_DETAILS = {
-    "ecdsa-p256": "PKIX_ECDSA_P256_SHA_256",
-    "ml-dsa-65": "ML_DSA_65",
-    "ml-dsa-87": "ML_DSA_87",
-}
-
-
-def key_details(algorithm: str) -> str:
-    """The ``publicKey.keyDetails`` string written for a qsafe algorithm id."""
-    return _KEY_DETAILS.get(algorithm) or "QSAFE_" + re.sub(r"[^A-Z0-9]+", "_", algorithm.upper())
-
-
-def key_hint(public_key_pem: bytes) -> str:
-    """model-signing's key hint: hex SHA-256 of the PEM-encoded public key."""
-    return hashlib.sha256(public_key_pem).hexdigest()
-
 
 def pae(payload_type: str, payload: bytes) -> bytes:
     """DSSE v1 pre-authentication encoding: the exact bytes that are signed."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from qsafe._io import atomic_output
 from qsafe._labels import DSSE_PAYLOAD_TYPE, MLDSA_CONTEXT_MODEL_BUNDLE
-from qsafe.bundle import build_bundle, key_details, key_hint, pae, parse_bundle, statement_bytes
+from qsafe.bundle import build_bundle, pae, parse_bundle, statement_bytes
 from qsafe.errors import FormatError, OutputExistsError
 from qsafe.hashing import HashingConfig, Progress
 from qsafe.keys import PrivateKey
@@ -43,8 +43,8 @@ def sign_manifest(manifest: Manifest, key: PrivateKey) -> bytes:
     payload = statement_bytes(manifest)
     signature = key.sign(pae(DSSE_PAYLOAD_TYPE, payload), MLDSA_CONTEXT_MODEL_BUNDLE)
     public = key.public_key()
-    return build_bundle(payload, signature, hint=key_hint(public.to_pem()),
-                        details=key_details(public.algorithm), keyid=public.key_id)
+    return build_bundle(payload, signature, hint=public.model_signing_hint, details=public.key_details,
+                        keyid=public.key_id)
 
 
 def _relative_inside(path: Path, root: Path) -> str | None:

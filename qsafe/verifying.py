@@ -16,7 +16,7 @@ from pathlib import Path
 
 from qsafe._hashing.safetensors import digest_safetensors
 from qsafe._labels import MLDSA_CONTEXT_MODEL_BUNDLE
-from qsafe.bundle import Bundle, key_details, key_hint, manifest_from_statement, parse_bundle, read_bundle
+from qsafe.bundle import Bundle, manifest_from_statement, parse_bundle, read_bundle
 from qsafe.errors import FormatError, ModelMismatchError, SignatureError
 from qsafe.hashing import Progress
 from qsafe.keys import PublicKey, load_public_keys
@@ -58,7 +58,7 @@ def _bundle(signature: SignatureArg) -> Bundle:
 
 
 def _verify_signature(bundle: Bundle, keys: list[PublicKey]) -> PublicKey:
-    candidates = [k for k in keys if bundle.key_hint is None or key_hint(k.to_pem()) == bundle.key_hint]
+    candidates = [k for k in keys if bundle.key_hint is None or k.model_signing_hint == bundle.key_hint]
     if not candidates:
         raise SignatureError(
             f"the bundle was signed with key hint {bundle.key_hint}, which matches none of the "
@@ -68,7 +68,7 @@ def _verify_signature(bundle: Bundle, keys: list[PublicKey]) -> PublicKey:
     signed = bundle.signed_bytes()
     for key in candidates:
         # keyDetails and keyid are unsigned hints; a bundle whose hints contradict the key is not this key's.
-        if bundle.key_details is not None and bundle.key_details != key_details(key.algorithm):
+        if bundle.key_details is not None and bundle.key_details != key.key_details:
             continue
         if bundle.keyid is not None and bundle.keyid != key.key_id:
             continue

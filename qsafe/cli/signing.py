@@ -15,8 +15,6 @@ import click
 from qsafe.cli._common import PASSPHRASE_ENV, emit_json, progress, read_passphrase
 from qsafe.errors import ModelMismatchError, QsafeError
 
-_AGE_MAGIC = b"age-encryption.org/v1"
-
 
 @contextlib.contextmanager
 def _progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
@@ -36,11 +34,7 @@ def _progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
 def _load_private_key(path: Path, passphrase_file: Path | None) -> Any:
     from qsafe import keys
 
-    try:
-        protected = path.read_bytes().startswith(_AGE_MAGIC)
-    except OSError as exc:
-        raise click.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint="--key") from None
-    if protected:
+    if keys.is_protected_key_file(path):
         return keys.load_private_key(path, passphrase=read_passphrase(passphrase_file, prompt="Key passphrase"))
     return keys.load_private_key(path)
 

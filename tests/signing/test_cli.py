@@ -151,3 +151,17 @@ def test_verify_never_imports_torch_or_tenseal(model_dir: Path, signer: tuple[Pa
                          capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout
+
+
+def test_protected_key(cli: Cli, model_dir: Path, mldsa_key: keys.PrivateKey, tmp_path: Path) -> None:
+    pub, priv = keys.write_key_pair(mldsa_key, tmp_path / "prot", b"correct horse")
+    (tmp_path / "pw").write_text("correct horse\n")
+    r = cli(["sign", model_dir, "--key", priv, "--passphrase-file", tmp_path / "pw"])
+    assert r.exit_code == 0 and r.stderr == ""
+    assert cli(["verify", model_dir, "--key", pub]).exit_code == 0
+    r = cli(["sign", model_dir, "--key", priv], env={"QSAFE_PASSPHRASE": "correct horse"})
+    assert r.exit_code == 0 and r.stderr == ""
+    r = cli(["sign", model_dir, "--key", priv], env={"QSAFE_PASSPHRASE": "wrong"})
+    assert r.exit_code == 4 and r.stderr.startswith("qsafe: error: ")
+    r = cli(["sign", model_dir, "--key", priv], env={"QSAFE_PASSPHRASE": ""})
+    assert r.exit_code == 2 and "passphrase" in r.stderr

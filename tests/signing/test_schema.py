@@ -27,7 +27,7 @@ def _validator(name: str) -> Draft202012Validator:
     return Draft202012Validator(docs[name], registry=registry)
 
 
-@pytest.mark.parametrize("alg", ["ml-dsa-44", "ml-dsa-65", "ml-dsa-87"])
+@pytest.mark.parametrize("alg", ["ml-dsa-44", "ml-dsa-65", "ml-dsa-87", "ml-dsa-65-ed25519"])
 def test_bundle_and_statement_validate(model_dir: Path, alg: str) -> None:
     qsafe.sign(model_dir, keys.generate(alg))
     bundle = json.loads((model_dir / "model.sig").read_text())

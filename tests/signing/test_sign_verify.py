@@ -152,3 +152,17 @@ def test_malformed_bundle_is_format_error(model_dir: Path, mldsa_key: keys.Priva
         qsafe.verify(model_dir, model_dir.parent / "bad.sig", [mldsa_key.public_key()], policy=POLICY)
     with pytest.raises(FormatError, match="cannot read"):
         qsafe.verify(model_dir, model_dir.parent / "absent.sig", [mldsa_key.public_key()], policy=POLICY)
+
+
+@pytest.mark.parametrize("alg", ["ml-dsa-65-ed25519", "ecdsa-p256"])
+def test_composite_and_ecdsa_round_trip(model_dir: Path, alg: str) -> None:
+    key = keys.generate(alg)
+    qsafe.sign(model_dir, key)
+    bundle = read_bundle(model_dir / "model.sig")
+    assert bundle.key_details == key.public_key().key_details
+    policy = qsafe.VerificationPolicy(allow_classical=alg == "ecdsa-p256")
+    result = qsafe.verify(model_dir, model_dir / "model.sig", [key.public_key()], policy=policy)
+    assert result.post_quantum == (alg != "ecdsa-p256")
+    if alg == "ecdsa-p256":
+        with pytest.raises(PolicyError):
+            qsafe.verify(model_dir, model_dir / "model.sig", [key.public_key()], policy=POLICY)
