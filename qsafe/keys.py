@@ -303,9 +303,12 @@ def load_public_key(path: str | Path) -> PublicKey:
         KeyFileError: unreadable file, or not exactly one supported public key.
     """
     data = _read(path)
-    if _keyfile.is_protected(data):
-        raise KeyFileError(f"{path} is a protected private key", hint="pass the .pub file")
-    return public_key_from_pem(data, source=str(path))
+    try:
+        return public_key_from_pem(data, source=str(path))
+    except KeyFileError:
+        if _keyfile.is_protected(data):  # only now: the verify path never imports the age code
+            raise KeyFileError(f"{path} is a protected private key", hint="pass the .pub file") from None
+        raise
 
 
 def load_public_keys(path: str | Path) -> list[PublicKey]:

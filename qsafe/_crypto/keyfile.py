@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from qsafe import _age
 from qsafe._io import atomic_output
 from qsafe.errors import (
     IntegrityError,
@@ -48,6 +47,8 @@ def work_factor() -> int:
 
 def is_protected(data: bytes) -> bool:
     """True when ``data`` is an age file, armored or binary (a sniff of its first line, no decryption)."""
+    from qsafe import _age  # imported on use: `qsafe verify` never needs the age code
+
     return bool(_age.is_age_file(data))
 
 
@@ -55,6 +56,8 @@ def protect(secret: bytes, passphrase: bytes, *, factor: int | None = None) -> b
     """Encrypt ``secret`` to an armored age file with a scrypt recipient."""
     if not passphrase:
         raise KeyFileError("refusing to protect a key with an empty passphrase")
+    from qsafe import _age
+
     return bytes(_age.encrypt_with_passphrase(secret, passphrase, work_factor=factor or work_factor(), armor=True))
 
 
@@ -69,6 +72,8 @@ def unprotect(data: bytes, passphrase: bytes | None, *, what: str) -> bytes:
     if passphrase is None:
         raise KeyFileError(f"{what}: key is passphrase-protected",
                            hint="give the passphrase with --passphrase-file FILE, $QSAFE_PASSPHRASE or the prompt")
+    from qsafe import _age
+
     try:
         return bytes(_age.decrypt_with_passphrase(data, passphrase))
     except WrongPassphraseError as exc:
