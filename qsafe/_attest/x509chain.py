@@ -9,11 +9,13 @@ CAs, and the chain ends at a pinned root (byte-identical, or directly issued by 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import warnings
 from collections.abc import Sequence
 from importlib import resources
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from qsafe.errors import FormatError
 
@@ -54,6 +56,7 @@ def load_der_or_pem(data: bytes) -> list[x509.Certificate]:
             raise FormatError(f"malformed DER certificate: {exc}") from exc
 
 
+@functools.lru_cache(maxsize=16)
 def pinned_roots(name: str) -> list[x509.Certificate]:
     """Load a pinned root bundle shipped in ``qsafe/_attest/roots/NAME``."""
     data = resources.files("qsafe._attest").joinpath("roots", name).read_bytes()
@@ -75,7 +78,24 @@ def _is_ca(cert: x509.Certificate) -> bool:
         return False
 
 
+# Verified (child DER, issuer DER) links. A link's signature check is a pure function of the two certificates'
+# bytes, so a verifier that sees the same device chains again (every appraisal of the same GPUs) skips it;
+# validity periods and CA flags are still checked on every call.
+_VERIFIED_LINKS: dict[tuple[bytes, bytes], bool] = {}
+_MAX_LINKS = 4096
+
+
 def _issued_by(child: x509.Certificate, issuer: x509.Certificate) -> None:
+    key = (child.tbs_certificate_bytes + child.signature, issuer.public_bytes(Encoding.DER))
+    if key in _VERIFIED_LINKS:
+        return
+    _check_link(child, issuer)
+    if len(_VERIFIED_LINKS) >= _MAX_LINKS:
+        _VERIFIED_LINKS.clear()
+    _VERIFIED_LINKS[key] = True
+
+
+def _check_link(child: x509.Certificate, issuer: x509.Certificate) -> None:
     try:
         child.verify_directly_issued_by(issuer)
     except (ValueError, TypeError) as exc:  # InvalidSignature is a subclass of Exception, caught below

@@ -1,0 +1,182 @@
+"""Read a safetensors file once: bounded header, then each tensor's bytes into its own buffer, hashed in the same
+pass, compared with the signed manifest, and only then turned into arrays that share that very buffer.
+
+No byte is read twice, so nothing can change between the check and the use; on any mismatch no tensor is
+returned (the caller raises).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from qsafe._hashing.engines import Hasher, new_hasher
+from qsafe._hashing.safetensors import TensorDigester, TensorInfo, read_header
+from qsafe.errors import FormatError, InvalidInputError, MissingDependencyError, ModelMismatchError
+from qsafe.manifest import SafetensorsDigests
+
+__all__ = ["read_verified", "NUMPY_DTYPES", "to_arrays"]
+
+# Read granularity (the hashing of tensor digests runs on worker threads).
+CHUNK = 4 << 20
+
+NUMPY_DTYPES = {
+    "F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
+    "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?",
+}
+_TORCH_DTYPES = {
+    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32",
+    "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool", "U16": "uint16", "U32": "uint32",
+    "U64": "uint64", "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2",
+}
+
+
+class _FileCheck:
+    """Optional whole-file digest (when the manifest has no tensor digests for this file)."""
+
+    def __init__(self, algorithm: str | None) -> None:
+        self.hasher: Hasher | None = new_hasher(algorithm) if algorithm else None
+
+    def update(self, data: memoryview) -> None:
+        if self.hasher is not None:
+            self.hasher.update(data)
+
+
+def _open_no_follow(path: Path) -> Any:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InvalidInputError(f"{path} is a symbolic link; the gate loads only regular files") from exc
+        raise ModelMismatchError(f"cannot open signed file {path}: {exc.strerror}", missing=[str(path)]) from exc
+    return os.fdopen(fd, "rb", buffering=0)
+
+
+def _read_tensor(handle: Any, info: TensorInfo, whole: _FileCheck, progress: Callable[[int], None] | None) -> Any:
+    import numpy as np
+
+    # np.empty, not bytearray(n): no memset of memory that readinto fills anyway.
+    buffer = np.empty(info.nbytes, dtype=np.uint8)
+    view = memoryview(buffer).cast("B")
+    done = 0
+    while done < info.nbytes:
+        n = handle.readinto(view[done : done + CHUNK])
+        if not n:
+            raise FormatError(f"file ended inside tensor {info.name!r}")
+        whole.update(view[done : done + n])
+        done += n
+        if progress is not None:
+            progress(n)
+    return buffer
+
+
+def _tensor_digest(info: TensorInfo, buffer: Any, algorithm: str) -> str:
+    digester = TensorDigester(info.name, info.dtype, info.shape, info.nbytes, algorithm)
+    digester.update(memoryview(buffer).cast("B"))
+    return digester.hexdigest()
+
+
+def _workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def read_verified(
+    path: Path,
+    expected: SafetensorsDigests | None,
+    *,
+    algorithm: str = "sha256",
+    file_digest: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[tuple[TensorInfo, Any]]:
+    """Read every tensor of ``path`` once, checking the signed digests of exactly those bytes.
+
+    Each tensor's bytes are read into memory qsafe owns (never an mmap a writer could change), and that memory is
+    hashed. Tensor digests are independent, so they are computed on a few threads while the next tensor is read
+    (hashlib releases the GIL); without tensor digests the whole-file digest is computed sequentially instead.
+
+    Args:
+        path: the safetensors file.
+        expected: the manifest's header + tensor digests for this file (preferred), or None.
+        algorithm: the manifest's hash algorithm.
+        file_digest: hex digest of the whole file, used when ``expected`` is None.
+        progress: called with the number of bytes read.
+
+    Returns:
+        ``(tensor info, uint8 numpy buffer)`` pairs in file order.
+
+    Raises:
+        FormatError: malformed or out-of-bounds header; the file ends early.
+        ModelMismatchError: header, tensor set or any tensor digest differs (every changed tensor named).
+    """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    if expected is None and file_digest is None:
+        raise FormatError(f"the signed manifest has no digest for {path.name} that can be checked while loading")
+    out: list[tuple[TensorInfo, Any]] = []
+    pending: list[tuple[str, Future[str], str]] = []
+    with _open_no_follow(path) as handle, ThreadPoolExecutor(_workers()) as pool:
+        size = os.fstat(handle.fileno()).st_size
+        raw, header = read_header(handle, size)
+        whole = _FileCheck(algorithm if expected is None else None)
+        whole.update(memoryview(raw))
+        wanted = {}
+        if expected is not None:
+            _check_header(path, raw, header.tensors, expected, algorithm)
+            wanted = expected.by_name()
+        for info in header.tensors:
+            buffer = _read_tensor(handle, info, whole, progress)
+            if expected is not None:
+                pending.append((info.name, pool.submit(_tensor_digest, info, buffer, algorithm),
+                                wanted[info.name].digest))
+            out.append((info, buffer))
+        changed = [name for name, future, want in pending if future.result() != want]
+    if changed:
+        raise ModelMismatchError(f"{path.name}: tensor(s) changed since signing: {', '.join(changed)}",
+                                 changed=[path.name], changed_tensors={path.name: changed})
+    if expected is None and whole.hasher is not None and whole.hasher.digest().hex() != file_digest:
+        raise ModelMismatchError(f"{path.name} changed since signing", changed=[path.name])
+    return out
+
+
+def _check_header(path: Path, raw: bytes, tensors: tuple[TensorInfo, ...], expected: SafetensorsDigests,
+                  algorithm: str) -> None:
+    head = new_hasher(algorithm)
+    head.update(raw)
+    if head.digest().hex() != expected.header:
+        raise ModelMismatchError(f"{path.name}: the safetensors header changed since signing", changed=[path.name])
+    signed = {t.name: (t.dtype, tuple(t.shape)) for t in expected.tensors}
+    found = {t.name: (t.dtype, tuple(t.shape)) for t in tensors}
+    if signed != found:  # unreachable unless the header digest collides; kept as a plain check
+        raise ModelMismatchError(f"{path.name}: tensor names, dtypes or shapes differ from the signed manifest",
+                                 changed=[path.name])
+
+
+def to_arrays(pairs: list[tuple[TensorInfo, Any]], framework: str, device: str | None) -> dict[str, Any]:
+    """Turn verified buffers into arrays (numpy) or tensors (torch, moved to ``device``) that share them.
+
+    Raises:
+        MissingDependencyError: torch requested but not installed.
+        FormatError: a dtype the framework cannot represent.
+    """
+    if framework == "torch":
+        try:
+            import torch
+        except ImportError as exc:
+            raise MissingDependencyError("loading as torch tensors needs torch: pip install 'qsafe[torch]'") from exc
+        out: dict[str, Any] = {}
+        for info, buffer in pairs:
+            name = _TORCH_DTYPES.get(info.dtype)
+            if name is None or not hasattr(torch, name):
+                raise FormatError(f"tensor {info.name!r}: dtype {info.dtype} is not supported by this torch")
+            t = torch.from_numpy(buffer).view(getattr(torch, name)).reshape(info.shape)
+            out[info.name] = t.to(device) if device and device != "cpu" else t
+        return out
+    arrays: dict[str, Any] = {}
+    for info, buffer in pairs:
+        if info.dtype not in NUMPY_DTYPES:
+            raise FormatError(f"tensor {info.name!r}: dtype {info.dtype} has no numpy equivalent; load with torch")
+        arrays[info.name] = buffer.view(NUMPY_DTYPES[info.dtype]).reshape(info.shape)
+    return arrays

@@ -1,0 +1,85 @@
+"""``qsafe load``: the gate. Verify the signature, appraise the environment, load the verified tensors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from qsafe.cli._common import emit_json, progress
+from qsafe.errors import UsageError
+
+_EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+UNSAFE_SKIP_WARNING = (
+    "qsafe: WARNING: --unsafe-skip-attestation: the environment was NOT attested. The signature was verified, "
+    "but nothing says this machine is the one a policy allows."
+)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("model", type=click.Path(exists=True, path_type=Path))
+@click.option("--signature", type=_EXISTING, help="The signature bundle (default: MODEL/model.sig).")
+@click.option("--key", "key", type=click.Path(exists=True, path_type=Path), required=True,
+              help="Signer's public key(s): a .pub file or a directory of them.")
+@click.option("--policy", type=_EXISTING, help="Attestation policy (required unless --unsafe-skip-attestation).")
+@click.option("--evidence", type=_EXISTING, help="Recorded evidence to appraise.")
+@click.option("--collect", "do_collect", is_flag=True, help="Collect evidence now, bound to this model and policy.")
+@click.option("-c", "--collector", "collectors", multiple=True, help="Collector for --collect (repeat).")
+@click.option("--nonce", "nonce_hex", help="The nonce --evidence was collected for (hex).")
+@click.option("--at", "at", help="Verification time (ISO-8601; default now).")
+@click.option("--device", help="Put torch tensors here, e.g. cuda:0.")
+@click.option("--framework", type=click.Choice(["torch", "numpy"]), help="Default: torch when installed.")
+@click.option("--allow-classical", is_flag=True, help="Accept a classical-only (ECDSA) model signature.")
+@click.option("--unsafe-skip-attestation", is_flag=True, help="UNSAFE: load without appraising any evidence.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was loaded and the appraisal as JSON.")
+def load(model: Path, signature: Path | None, key: Path, policy: Path | None, evidence: Path | None,
+         do_collect: bool, collectors: tuple[str, ...], nonce_hex: str | None, at: str | None, device: str | None,
+         framework: str | None, allow_classical: bool, unsafe_skip_attestation: bool, as_json: bool) -> None:
+    """Verify MODEL's signature, appraise the environment, then load its tensors; silent on success."""
+    from qsafe.attestation.evidence import parse_time
+    from qsafe.loading import load_model
+    from qsafe.policy import VerificationPolicy
+
+    if unsafe_skip_attestation:
+        if evidence or do_collect:
+            raise UsageError("--unsafe-skip-attestation cannot be combined with --evidence or --collect")
+        click.echo(UNSAFE_SKIP_WARNING, err=True)
+    elif policy is None:
+        raise UsageError("--policy is required (an attestation policy; see attestations/policies/)")
+    elif bool(evidence) == bool(do_collect):
+        raise UsageError("give exactly one of --evidence FILE or --collect")
+    sig = signature or (model / "model.sig" if model.is_dir() else None)
+    if sig is None or not sig.exists():
+        raise UsageError("no signature: pass --signature (MODEL/model.sig does not exist)")
+    try:
+        nonce = bytes.fromhex(nonce_hex) if nonce_hex else None
+    except ValueError as exc:
+        raise UsageError("--nonce must be hex") from exc
+    total = sum(p.stat().st_size for p in ([model] if model.is_file() else model.rglob("*.safetensors")))
+    with progress(total, "Loading") as advance:
+        loaded = load_model(
+            model, sig, key, policy, evidence=evidence, collect=list(collectors) or True if do_collect else False,
+            nonce=nonce, at=parse_time(at) if at else None, device=device, framework=framework,
+            signature_policy=VerificationPolicy(allow_classical=allow_classical),
+            unsafe_skip_attestation=unsafe_skip_attestation, progress=advance,
+        )
+    result = loaded.attestation
+    if result is not None and result.freshness.get("replayedEvidenceAccepted"):
+        click.echo(f"qsafe: WARNING: policy {result.policy_name} accepted replayed evidence with no freshness "
+                   "(development only)", err=True)
+    if as_json:
+        emit_json(_summary(loaded))
+
+
+def _summary(loaded: Any) -> dict[str, Any]:
+    return {
+        "modelDigest": loaded.model_digest,
+        "keyId": loaded.key_id,
+        "files": loaded.files,
+        "framework": loaded.framework,
+        "tensors": {name: {"shape": list(t.shape), "dtype": str(t.dtype)} for name, t in sorted(loaded.tensors.items())},
+        "attestation": None if loaded.attestation is None else loaded.attestation.predicate(),
+        "attestationSkipped": loaded.attestation_skipped,
+    }

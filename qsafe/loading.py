@@ -1,0 +1,188 @@
+"""The gate: load a model's tensors only if its signature verifies and the environment's evidence satisfies the
+attestation policy.
+
+Order: (1) verify the bundle signature and the signature policy, getting the signed manifest; (2) appraise the
+evidence (collected now, bound to a fresh nonce, the model's root digest and the policy's digest; or given);
+(3) read each signed safetensors file once, hashing exactly the bytes that become tensors. Any failure raises and
+no tensor escapes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qsafe.errors import FormatError, InvalidInputError, ModelMismatchError, UsageError
+
+__all__ = ["LoadedModel", "load_model"]
+
+DEFAULT_COLLECTORS = ("nvidia-gpu", "software")
+
+
+@dataclass
+class LoadedModel:
+    """What the gate let through.
+
+    Attributes:
+        tensors: tensor name -> torch tensor or numpy array (verified bytes).
+        files: the safetensors files loaded (manifest names).
+        model_digest: ``sha256:`` root digest of the signed manifest (what the evidence was bound to).
+        key_id: the key that signed the model.
+        attestation: the appraisal result, or None when attestation was skipped (unsafe).
+        attestation_skipped: True only with ``unsafe_skip_attestation``.
+    """
+
+    tensors: dict[str, Any]
+    files: list[str]
+    model_digest: str
+    key_id: str
+    attestation: Any = None
+    attestation_skipped: bool = False
+    framework: str = "numpy"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _framework(requested: str | None) -> str:
+    if requested in ("torch", "numpy"):
+        return requested
+    if requested is not None:
+        raise UsageError(f"framework must be 'torch' or 'numpy', not {requested!r}")
+    import importlib.util
+
+    return "torch" if importlib.util.find_spec("torch") is not None else "numpy"
+
+
+def _attest(policy: Any, evidence: Any, collect: bool | Sequence[str], nonce: bytes | None, at: dt.datetime | None,
+            model_digest: str, collector_options: dict[str, dict[str, Any]] | None) -> Any:
+    from qsafe import attestation as att
+
+    pol = policy if isinstance(policy, att.Policy) else att.load_policy(policy)
+    if collect and evidence is not None:
+        raise UsageError("give either evidence or collect, not both")
+    if collect:
+        names = list(DEFAULT_COLLECTORS) if collect is True else list(collect)
+        registry = att.NonceRegistry()
+        nonce = registry.issue()
+        ev = att.collect(names, nonce=nonce, policy=pol, model_digest=model_digest, options=collector_options)
+        return att.verify_evidence(ev, pol, at=at, nonce=nonce, model_digest=model_digest, nonce_registry=registry)
+    if evidence is None:
+        raise UsageError("attestation needs evidence (a file or Evidence) or collect=True",
+                         hint="pass --evidence FILE or --collect (or, unsafely, --unsafe-skip-attestation)")
+    ev = evidence if isinstance(evidence, att.Evidence) else att.load_evidence(evidence)
+    return att.verify_evidence(ev, pol, at=at, nonce=nonce, model_digest=model_digest)
+
+
+def _targets(model: Path, manifest: Any, files: Sequence[str] | None) -> list[tuple[str, Path]]:
+    names = sorted({manifest.file_of(r.name) for r in manifest.resources})
+    chosen = [n for n in names if n.endswith(".safetensors") or (n == "." and model.suffix == ".safetensors")]
+    if files is not None:
+        missing = sorted(set(files) - set(chosen))
+        if missing:
+            raise ModelMismatchError(f"not signed safetensors files of this model: {', '.join(missing)}",
+                                     missing=missing)
+        chosen = [n for n in chosen if n in set(files)]
+    if not chosen:
+        raise FormatError("the signed manifest lists no .safetensors file to load")
+    root = model.resolve()
+    out = []
+    for name in chosen:
+        path = model if model.is_file() else model / name
+        if path.is_symlink():
+            raise InvalidInputError(f"{path} is a symbolic link; the gate loads only regular files")
+        if model.is_dir() and root not in path.resolve().parents:
+            raise FormatError(f"manifest file {name!r} points outside the model directory")
+        out.append((name, path))
+    return out
+
+
+def _read(model: Path, manifest: Any, files: Sequence[str] | None,
+          progress: Callable[[int], None] | None) -> tuple[list[str], list[Any]]:
+    from qsafe._attest.tensorload import read_verified
+
+    algorithm = manifest.serialization.hash_type
+    loaded: list[Any] = []
+    names: list[str] = []
+    digests = manifest.files()
+    for name, path in _targets(model, manifest, files):
+        expected = manifest.tensors.get(name)
+        whole = digests.get(name, {}).get(name) if manifest.serialization.method == "files" else None
+        loaded += read_verified(path, expected, algorithm=algorithm, file_digest=whole, progress=progress)
+        names.append(name)
+    seen: set[str] = set()
+    for info, _ in loaded:
+        if info.name in seen:
+            raise FormatError(f"tensor {info.name!r} appears in more than one file")
+        seen.add(info.name)
+    return names, loaded
+
+
+def load_model(
+    model: str | os.PathLike[str],
+    signature: Any,
+    keys: Any,
+    policy: Any,
+    *,
+    evidence: Any = None,
+    collect: bool | Sequence[str] = False,
+    nonce: bytes | None = None,
+    at: dt.datetime | None = None,
+    device: str | None = None,
+    framework: str | None = None,
+    signature_policy: Any = None,
+    files: Sequence[str] | None = None,
+    unsafe_skip_attestation: bool = False,
+    collector_options: dict[str, dict[str, Any]] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> LoadedModel:
+    """Verify the model's signature, appraise the environment, then load the verified tensors.
+
+    Args:
+        model: the model directory (or a single ``.safetensors`` file).
+        signature: the signature bundle (path, bytes or parsed bundle).
+        keys: trusted public key(s) of the signer.
+        policy: the attestation policy (:class:`~qsafe.attestation.Policy` or a path). Required.
+        evidence: recorded evidence (path or :class:`~qsafe.attestation.Evidence`); or use ``collect``.
+        collect: collect evidence now (True: NVIDIA GPU + software; or a list of collector names), bound to a
+            fresh single-use nonce, this model's digest and the policy's digest.
+        nonce: the nonce ``evidence`` was collected for (challenge/binding check), when you issued one.
+        at: verification time (default now).
+        device: where torch tensors go (e.g. ``cuda:0``); numpy arrays stay in host memory.
+        framework: ``torch`` or ``numpy`` (default torch when installed).
+        signature_policy: :class:`qsafe.policy.VerificationPolicy` (default: post-quantum required).
+        files: load only these signed safetensors files (manifest names).
+        unsafe_skip_attestation: load without appraising any evidence. Unsafe; recorded on the result.
+        collector_options: per-collector keyword options (e.g. ``{"tsm": {"root": ...}}``).
+        progress: called with bytes read.
+
+    Returns:
+        The :class:`LoadedModel`.
+
+    Raises:
+        SignatureError / PolicyError / FormatError: the signature does not verify or is refused.
+        AttestationError: the evidence does not satisfy the policy (every failed claim named).
+        UnavailableError: ``collect`` on a machine without the device.
+        ModelMismatchError: a loaded tensor or header differs from the signed manifest.
+        UsageError: neither evidence nor collect given (and attestation not skipped).
+    """
+    from qsafe.policy import VerificationPolicy
+    from qsafe.verifying import verify_bundle_signer
+
+    chosen = _framework(framework)
+    if device and device != "cpu" and chosen != "torch":
+        raise UsageError(f"device {device} needs torch tensors (framework='torch')")
+    signed = verify_bundle_signer(signature, keys, signature_policy or VerificationPolicy())
+    manifest = signed.manifest
+    model_digest = "sha256:" + manifest.root_digest
+    result = None
+    if not unsafe_skip_attestation:
+        result = _attest(policy, evidence, collect, nonce, at, model_digest, collector_options)
+    names, pairs = _read(Path(model), manifest, files, progress)
+    from qsafe._attest.tensorload import to_arrays
+
+    tensors = to_arrays(pairs, chosen, device)
+    return LoadedModel(tensors=tensors, files=names, model_digest=model_digest, key_id=signed.key_id,
+                       attestation=result, attestation_skipped=unsafe_skip_attestation, framework=chosen)
