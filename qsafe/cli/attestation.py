@@ -44,8 +44,7 @@ def load_signing_key(path: Path, passphrase_file: Path | None) -> Any:
     """Load a private key; ask for a passphrase only when the file is protected."""
     from qsafe import keys
 
-    head = path.read_bytes()[:64]
-    if head.startswith(b"-----BEGIN PRIVATE KEY"):
+    if not keys.is_protected_key_file(path):
         return keys.load_private_key(path)
     return keys.load_private_key(path, read_passphrase(passphrase_file, prompt="Key passphrase"))
 
