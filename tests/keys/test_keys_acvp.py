@@ -39,6 +39,7 @@ def _id(case: tuple[dict[str, Any], dict[str, Any]]) -> str:
 def test_vector_counts() -> None:
     assert len(KEYGEN) == 16
     assert len(SIGVER) == 25
+    assert len(SIGGEN) == 6 and {g["deterministic"] for g, _ in SIGGEN} == {True, False}
     assert {t["testPassed"] for _, t in SIGVER} == {True, False}  # both verdicts are exercised
 
 
@@ -73,3 +74,22 @@ def test_acvp_sigver(case: tuple[dict[str, Any], dict[str, Any]]) -> None:
         verdict = False
     assert verdict is test["testPassed"], test["reason"]
     assert DILITHIUM[group["parameterSet"]]._verify_internal(pk, m_prime, sig) is test["testPassed"]
+
+
+SIGGEN = acvp_cases("acvp/ML-DSA-sigGen-FIPS204.json")
+
+
+@pytest.mark.parametrize("case", SIGGEN, ids=_id)
+def test_acvp_siggen(case: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    """sigGen (internal, M' given): cryptography signs only hedged, with its own randomness, so the expected
+    signature is reproduced by dilithium-py's ``_sign_internal(sk, M', rnd)`` (rnd = 0^32 when deterministic), and
+    cryptography verifies that expected signature through the external-mu path."""
+    group, test = case
+    reference = DILITHIUM[group["parameterSet"]]
+    sk, m_prime, expected = (bytes.fromhex(test[k]) for k in ("sk", "message", "signature"))
+    rnd = bytes(32) if group["deterministic"] else bytes.fromhex(test["rnd"])
+    assert reference._sign_internal(sk, m_prime, rnd) == expected
+    pk = reference.pk_from_sk(sk)
+    PUBLIC[group["parameterSet"]].from_public_bytes(pk).verify_mu(expected, _mu(pk, m_prime))
+    with pytest.raises(InvalidSignature):
+        PUBLIC[group["parameterSet"]].from_public_bytes(pk).verify_mu(expected, _mu(pk, m_prime + b"\x00"))

@@ -238,9 +238,8 @@ def test_public_key_path_imports_no_age_code(tmp_path: Path) -> None:
     (tmp_path / "k.pub").write_bytes(private.public_key().to_pem())
     (tmp_path / "sig").write_bytes(private.sign(MSG, CTX))
     code = ("import sys; from qsafe import keys; k = keys.load_public_key(sys.argv[1]); "
-            "k.verify(open(sys.argv[2], 'rb').read(), %r, %r); "
-            "print(sorted(m for m in sys.modules if m.startswith('qsafe._age') or m in ('torch', 'tenseal')))"
-            % (MSG, CTX))
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "k.pub"), str(tmp_path / "sig")],
-                         capture_output=True, text=True, check=True, timeout=60)
+            "k.verify(open(sys.argv[2], 'rb').read(), sys.argv[3].encode(), sys.argv[4].encode()); "
+            "print(sorted(m for m in sys.modules if m.startswith('qsafe._age') or m in ('torch', 'tenseal')))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "k.pub"), str(tmp_path / "sig"),
+                          MSG.decode(), CTX.decode()], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
