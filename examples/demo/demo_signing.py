@@ -48,7 +48,7 @@ def build_model(root: Path) -> None:
 
 
 def make_keys(directory: Path) -> tuple[Path, Path]:
-    directory.mkdir(parents=True)
+    directory.mkdir(parents=True, exist_ok=True)  # the keys step may have made it already
     key = keys.generate("ml-dsa-65")
     priv, pub = directory / "signer.key", directory / "signer.pub"
     priv.write_bytes(key.to_pem())
