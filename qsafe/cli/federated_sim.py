@@ -1,0 +1,154 @@
+"""``qsafe fl simulate`` (the federated backdoor scenario) and ``qsafe fl audit verify`` (its audit trail)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import click
+
+from qsafe.cli._common import emit_json, passphrase_options, progress, read_passphrase
+from qsafe.errors import UsageError
+
+DEFENSE_NAMES = ("none", "norm-bound", "krum", "multi-krum", "median", "trimmed-mean", "foolsgold", "dp", "flame")
+ATTACK_NAMES = ("poison", "replace", "norm")
+
+
+def _defense_params(defense: str, opts: dict[str, Any]) -> dict[str, Any]:
+    table: dict[str, dict[str, Any]] = {
+        "norm-bound": {"bound": opts["norm_bound"]},
+        "krum": {"f": opts["krum_f"]},
+        "multi-krum": {"f": opts["krum_f"]},
+        "trimmed-mean": {"beta": opts["trim_beta"]},
+        "dp": {"clip_norm": opts["clip_norm"], "noise_multiplier": opts["noise_multiplier"]},
+        "flame": {"noise_lambda": opts["flame_lambda"]},
+    }
+    return table.get(defense, {})
+
+
+def _round_lines(result: Any) -> list[str]:
+    lines = [f"defense {result.config.defense}: attack {result.config.attack.kind}, attackers "
+             f"{list(result.run.attackers)} of {result.config.clients}"]
+    for m in result.run.rounds:
+        lines.append(f"  round {m.round:3d}  accuracy {m.accuracy:.4f}  ASR {m.asr:.3f}  raw {m.raw_asr:.3f}  "
+                     f"attackers' weight {m.attacker_weight:.3f}")
+    return lines
+
+
+def _summary_lines(result: Any, reference: Any) -> list[str]:
+    f, r = result.run.final, reference.final
+    lines = [f"  final: accuracy {f.accuracy:.2%} ({(f.accuracy - r.accuracy) * 100:+.2f} points vs attack-free "
+             f"FedAvg {r.accuracy:.2%}); ASR {f.asr:.1%} (floor {r.asr:.1%}); raw ASR {f.raw_asr:.1%} "
+             f"(attack-free {r.raw_asr:.1%})"]
+    privacy = result.extra.get("privacy")
+    if privacy:
+        lines.append(f"  privacy: client-level ({privacy['epsilon']:.3g}, {privacy['delta']:g})-DP over "
+                     f"{privacy['rounds']} rounds, noise multiplier {privacy['noise_multiplier']:g} "
+                     f"({privacy['method']}); no sampling, trusted aggregator")
+    encrypted = result.extra.get("encrypted")
+    if encrypted:
+        lines.append("  encrypted: " + ", ".join(f"{k} {v}" for k, v in encrypted.items() if not isinstance(v, dict)))
+    return lines
+
+
+@click.command()
+@click.option("--defense", "defenses", multiple=True, type=click.Choice(DEFENSE_NAMES + ("all",)),
+              help="Defense (repeatable; 'all' runs every one). Default: none.")
+@click.option("--attackers", "attacker_counts", multiple=True, type=click.IntRange(0, 9),
+              help="Compromised clients (repeatable). Default 2; with --matrix 1, 2 and 4.")
+@click.option("--attack", type=click.Choice(ATTACK_NAMES), default="replace", show_default=True,
+              help="poison: data poisoning; replace: boosted update; norm: scaled just under the norm bound.")
+@click.option("--encrypt", is_flag=True, help="Encrypt every update (HE); only defenses that work blind can run.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--rounds", type=click.IntRange(1, 1000), default=30, show_default=True)
+@click.option("--clients", type=click.IntRange(3, 200), default=20, show_default=True)
+@click.option("--trigger", default=None, help="Trigger word sequence (default: the documented phrase).")
+@click.option("--partition", type=click.Choice(["iid", "dirichlet"]), default="iid", show_default=True)
+@click.option("--alpha", type=float, default=0.5, show_default=True, help="Dirichlet concentration (non-IID).")
+@click.option("--boost", type=float, default=None, help="Attack boost factor (default clients / attackers).")
+@click.option("--norm-bound", type=float, default=None, help="norm-bound: fixed L2 bound (default: round median).")
+@click.option("--clip-norm", type=float, default=0.5, show_default=True, help="dp: fixed clip norm C.")
+@click.option("--noise-multiplier", type=float, default=0.1, show_default=True, help="dp: sigma (std = sigma C / n).")
+@click.option("--krum-f", type=int, default=4, show_default=True, help="krum/multi-krum: assumed attackers f.")
+@click.option("--trim-beta", type=float, default=0.2, show_default=True, help="trimmed-mean: fraction cut per end.")
+@click.option("--flame-lambda", type=float, default=0.001, show_default=True, help="flame: noise / clip bound.")
+@click.option("--no-reference", is_flag=True, help="Skip the attack-free FedAvg reference run.")
+@click.option("--matrix", is_flag=True, help="Print the defenses x attackers table (Markdown).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write results as JSON.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG plot.")
+@click.option("--audit-log", type=click.Path(dir_okay=False, path_type=Path), help="Write the signed audit trail.")
+@click.option("--audit-key", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Aggregator's ML-DSA private key for round heads (default: a fresh key, public half in LOG.pub).")
+@passphrase_options
+def simulate(**opts: Any) -> None:
+    """Run the federated backdoor scenario on the SMS Spam Collection; print accuracy and ASR per round."""
+    from qsafe.federated import experiment
+
+    defenses = list(DEFENSE_NAMES) if "all" in opts["defenses"] or (opts["matrix"] and not opts["defenses"]) \
+        else list(dict.fromkeys(opts["defenses"] or ("none",)))
+    counts = list(opts["attacker_counts"] or ((1, 2, 4) if opts["matrix"] else (2,)))
+    if opts["audit_log"] is not None and len(defenses) * len(counts) != 1:
+        raise UsageError("--audit-log records one run: give one --defense and one --attackers")
+    base = experiment.base_config(
+        attack=opts["attack"], boost=opts["boost"], seed=opts["seed"], rounds=opts["rounds"], clients=opts["clients"],
+        trigger=opts["trigger"], partition=opts["partition"], alpha=opts["alpha"])
+    params = {d: _defense_params(d, opts) for d in defenses}
+    signer = None
+    if opts["audit_log"] is not None and opts["audit_key"] is not None:
+        signer = experiment.load_signer(opts["audit_key"], lambda: read_passphrase(opts["passphrase_file"]))
+    total = len(defenses) * len(counts) * base.rounds + (0 if opts["no_reference"] else base.rounds)
+    with progress(total, "simulating") as advance:
+        report = experiment.run(base, defenses, counts, params, encrypt=opts["encrypt"],
+                                audit_log=opts["audit_log"], signer=signer, reference=not opts["no_reference"],
+                                progress=advance)
+    _render(report, opts)
+
+
+def _render(report: Any, opts: dict[str, Any]) -> None:
+    from qsafe.federated import experiment
+
+    if opts["matrix"]:
+        click.echo(experiment.matrix_markdown(report))
+    else:
+        for result in report.results:
+            click.echo("\n".join(_round_lines(result)))
+            if report.reference is not None:
+                click.echo("\n".join(_summary_lines(result, report.reference)))
+    if report.reference is not None and not opts["matrix"]:
+        r = report.reference.final
+        click.echo(f"attack-free FedAvg (same seed): accuracy {r.accuracy:.2%}, ASR floor {r.asr:.1%}, "
+                   f"raw {r.raw_asr:.1%}")
+    if opts["json_path"] is not None:
+        experiment.write_json(report, opts["json_path"])
+    if opts["plot_path"] is not None:
+        experiment.plot_report(report, opts["plot_path"])
+    if report.audit_public_key is not None:
+        click.echo(f"audit log: {opts['audit_log']} (verify: qsafe fl audit verify {opts['audit_log']} "
+                   f"--key {report.audit_public_key})")
+
+
+@click.group()
+def audit() -> None:
+    """Audit trails of federated rounds."""
+
+
+@audit.command("verify")
+@click.argument("log", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="The aggregator's ML-DSA public key.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was verified as JSON.")
+def verify(log: Path, key_path: Path, as_json: bool) -> None:
+    """Check LOG's hash chain and every round head's ML-DSA signature; silent on success.
+
+    A broken log exits 17 and names the first broken record.
+    """
+    from qsafe.federated.audit import verify_audit_log
+    from qsafe.keys import load_public_key
+
+    summary = verify_audit_log(log, load_public_key(key_path))
+    if as_json:
+        emit_json(dataclasses.asdict(summary))
+
+
+__all__ = ["simulate", "audit"]

@@ -1,0 +1,130 @@
+"""What ``qsafe fl simulate`` runs: scenarios, optional audit trail and encryption, JSON output.
+
+The CLI parses options and calls :func:`run`; this module builds the configs, hooks the audit trail into the
+scenario run and writes the outputs atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qsafe._io import atomic_output
+from qsafe.federated import scenario as sc
+from qsafe.federated._clients import simulation_client_keys
+from qsafe.federated.attacks import AttackSpec
+from qsafe.federated.audit import AuditWriter
+from qsafe.federated.defenses import ClientUpdate
+from qsafe.federated.defenses.base import AggregateResult
+from qsafe.federated.report import Report, matrix_markdown, plot_report, run_report
+from qsafe.federated.simulation import Progress, SimulationConfig, simulate, update_digest
+from qsafe.keys import PrivateKey, generate, load_private_key
+
+__all__ = ["base_config", "load_signer", "run", "write_json", "matrix_markdown", "plot_report"]
+
+
+def base_config(*, attack: str = "replace", boost: float | None = None, seed: int = 0, rounds: int = 30,
+                clients: int = 20, trigger: str | None = None, partition: str = "iid",
+                alpha: float = 0.5) -> SimulationConfig:
+    """The scenario with the given knobs (defense and attackers are set per run).
+
+    Raises:
+        UsageError: unknown attack or impossible values.
+    """
+    return SimulationConfig(attack=AttackSpec(kind=attack, boost=boost), seed=seed, rounds=rounds, clients=clients,
+                            trigger=trigger or sc.DEFAULT_TRIGGER, partition=partition, alpha=alpha)
+
+
+def load_signer(path: Path, passphrase: Callable[[], bytes]) -> PrivateKey:
+    """Load the aggregator's signing key; ``passphrase`` is asked only for a protected key file."""
+    data = path.read_bytes()
+    if data.lstrip().startswith(b"-----BEGIN PRIVATE KEY-----"):
+        return load_private_key(path)
+    return load_private_key(path, passphrase())
+
+
+def _audit_hook(writer: AuditWriter, keys: list[PrivateKey]) -> Callable[..., None]:
+    key_ids = [k.public_key().key_id for k in keys]
+
+    def on_round(rnd: int, updates: list[ClientUpdate], result: AggregateResult, entries: list[dict[str, Any]]) -> None:
+        records = []
+        for update, decision, entry in zip(updates, result.decisions, entries):
+            records.append({"client": update.client, "key_id": key_ids[update.client], **entry,
+                            "decision": decision.decision, "weight": round(decision.weight, 9),
+                            "note": decision.note})
+        writer.round(rnd, records, update_digest(result.delta))
+    return on_round
+
+
+@contextlib.contextmanager
+def _audit(config: SimulationConfig, log: Path | None, signer: PrivateKey | None) -> Iterator[tuple[Callable[..., None] | None, str | None]]:
+    if log is None:
+        yield None, None
+        return
+    pub_path = None
+    if signer is None:  # an ephemeral aggregator key; its public half goes beside the log
+        signer = generate()
+        pub_path = log.with_name(log.name + ".pub")
+    scenario = {k: v for k, v in dataclasses.asdict(config).items() if k != "model"}
+    with atomic_output(log) as stream:
+        writer = AuditWriter(stream, signer, json.loads(json.dumps(scenario, default=str)))
+        yield _audit_hook(writer, simulation_client_keys(config.seed, config.clients)), str(pub_path or "")
+    if pub_path is not None:
+        with atomic_output(pub_path) as handle:
+            handle.write(signer.public_key().to_pem())
+
+
+def run(base: SimulationConfig, defenses: Sequence[str], attacker_counts: Sequence[int],
+        params: dict[str, dict[str, Any]], *, encrypt: bool = False, audit_log: Path | None = None,
+        signer: PrivateKey | None = None, reference: bool = True, progress: Progress | None = None) -> Report:
+    """Run every (defense, attackers) scenario; with ``audit_log`` (one scenario only) write its audit trail.
+
+    Args:
+        base: the scenario knobs.
+        defenses: defense names.
+        attacker_counts: attacker counts.
+        params: per-defense parameters.
+        encrypt: aggregate encrypted updates (see :mod:`qsafe.federated.encrypted_sim`).
+        audit_log: where to write the audit trail.
+        signer: the aggregator's key (default: a fresh one, public key written to ``LOG.pub``).
+        reference: also run attack-free FedAvg.
+        progress: called with 1 per round.
+
+    Returns:
+        The report; ``audit_public_key`` names the public key file when one was written.
+    """
+    config = dataclasses.replace(base, defense=defenses[0], attackers=attacker_counts[0],
+                                 defense_params=params.get(defenses[0], {}))
+    with _audit(config, audit_log, signer) as (hook, pub):
+        simulate_one: Callable[..., Any] = simulate
+        if encrypt:
+            from qsafe.federated.encrypted_sim import encrypted_simulate
+
+            simulate_one = encrypted_simulate
+        if hook is not None:
+            inner = simulate_one
+            simulate_one = lambda cfg, **kw: inner(cfg, on_round=hook, **kw)  # noqa: E731
+        report = run_report(base, defenses, attacker_counts, params=params, reference=reference,
+                            simulate_one=simulate_one, progress=progress)
+    if audit_log is not None:
+        report = dataclasses.replace(report, audit_public_key=pub or "(the key given with --audit-key)")
+    return report
+
+
+def write_json(report: Report, path: Path) -> None:
+    """Write the report's JSON atomically (per-round and final accuracy, ASR, raw ASR)."""
+    text = json.dumps(report.to_json(), indent=2, sort_keys=True, default=_json_default)
+    with atomic_output(path) as handle:
+        handle.write(text.encode("utf-8") + b"\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)

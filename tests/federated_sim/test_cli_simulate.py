@@ -1,0 +1,52 @@
+"""``qsafe fl simulate`` end to end on a short run; the scenario test with the full claim is marked slow."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def test_simulate_two_rounds_with_audit(cli: Callable[..., Any], tmp_path: Path) -> None:
+    out, log, plot = tmp_path / "r.json", tmp_path / "audit.jsonl", tmp_path / "p.png"
+    result = cli(["fl", "simulate", "--defense", "multi-krum", "--rounds", "2", "--no-reference", "--json", out,
+                  "--audit-log", log, "--plot", plot])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    assert "round   2  accuracy" in result.stdout and "ASR" in result.stdout
+    data = json.loads(out.read_text())
+    run = data["runs"][0]
+    assert run["defense"] == "multi-krum" and len(run["rounds"]) == 2 and len(run["attackers"]) == 2
+    assert 0.5 < run["accuracy"] <= 1 and 0 <= run["asr"] <= 1 and run["final"]["round"] == 2
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    records = [json.loads(x) for x in log.read_text().splitlines()]
+    clients = [r for r in records if r["type"] == "client"]
+    assert len(clients) == 40 and {r["decision"] for r in clients} <= {"accepted", "rejected"}
+    assert all(r["key_id"].startswith("sha256:") and r["digest"].startswith("sha256:") for r in clients)
+    verify = cli(["fl", "audit", "verify", log, "--key", f"{log}.pub"])
+    assert (verify.exit_code, verify.stdout, verify.stderr) == (0, "", "")
+
+
+def test_simulate_usage_errors(cli: Callable[..., Any], tmp_path: Path) -> None:
+    both = cli(["fl", "simulate", "--defense", "krum", "--defense", "median", "--audit-log", tmp_path / "a"])
+    assert both.exit_code == 2 and "qsafe: error: --audit-log records one run" in both.stderr
+    many = cli(["fl", "simulate", "--attackers", "9", "--clients", "10", "--rounds", "1"])
+    assert many.exit_code == 2 and "fewer than half" in many.stderr
+
+
+@pytest.mark.slow
+def test_attack_succeeds_undefended_and_multi_krum_cuts_it() -> None:
+    from qsafe.federated.simulation import SimulationConfig, prepare, simulate
+
+    config = SimulationConfig(rounds=10)
+    prep = prepare(config)
+    undefended = simulate(config, prep=prep)
+    defended = simulate(SimulationConfig(rounds=10, defense="multi-krum"), prep=prep, reference=False)
+    assert undefended.reference is not None
+    assert undefended.run.final.asr >= 0.9
+    assert defended.run.final.asr <= max(0.05, undefended.reference.final.asr + 0.02)
+    assert abs(defended.run.final.accuracy - undefended.reference.final.accuracy) <= 0.01
+    assert defended.run.final.attacker_weight == 0.0
