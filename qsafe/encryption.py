@@ -21,7 +21,7 @@ from typing import IO, BinaryIO, TypeAlias
 
 from qsafe._age import decrypt_with_passphrase, is_age_file
 from qsafe._age._armor import ByteSource
-from qsafe._age._core import AnyIdentity, AnyRecipient, check_recipients, read_age, write_age
+from qsafe._age._core import AnyIdentity, AnyRecipient, check_recipients, decrypt_to, read_age, write_age
 from qsafe._age._keys import (
     encode_identity,
     encode_recipient,
@@ -229,13 +229,10 @@ def decrypt(
     if not keys:
         raise UsageError("no identity or passphrase given", hint="pass -i IDENTITY_FILE, or a passphrase")
     with _reader(input) as src:
-        chunks = read_age(src, keys)
         if extract is not None:
+            chunks = read_age(src, keys)
             extract_tar(ByteSource(b"", chunks), Path(extract), chunks)  # type: ignore[arg-type]
             return
         assert output is not None
         with _writer(output, input, mode=0o600) as dst:
-            for chunk in chunks:
-                dst.write(chunk)
-                if progress is not None:
-                    progress(len(chunk))
+            decrypt_to(src, keys, dst.write, advance=progress)

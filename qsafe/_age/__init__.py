@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 
 from qsafe._age._armor import BEGIN
-from qsafe._age._core import read_age, write_age
+from qsafe._age._core import decrypt_to, write_age
 from qsafe._age._format import VERSION_LINE
 from qsafe._age._recipients import DEFAULT_WORK_FACTOR, MAX_WORK_FACTOR, ScryptIdentity, ScryptRecipient
 
@@ -59,8 +59,9 @@ def decrypt_with_passphrase(data: bytes, passphrase: bytes, *, max_work_factor: 
         IntegrityError: the header or payload was modified or truncated.
         FormatError: not an age file, or a work factor above ``max_work_factor``.
     """
-    chunks = read_age(io.BytesIO(data), [ScryptIdentity(passphrase, max_work_factor)])
-    return b"".join(chunks)
+    out = io.BytesIO()
+    decrypt_to(io.BytesIO(data), [ScryptIdentity(passphrase, max_work_factor)], out.write)
+    return out.getvalue()
 
 
 def is_age_file(data: bytes) -> bool:

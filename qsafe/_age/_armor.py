@@ -48,6 +48,19 @@ class ByteSource:
         del self.buf[:n]
         return out
 
+    def readinto(self, view: memoryview) -> int:
+        """Read into ``view``: buffered bytes first, then straight from the file (no copy) when there is one."""
+        if self.buf:
+            n = min(len(view), len(self.buf))
+            view[:n] = self.buf[:n]
+            del self.buf[:n]
+            return n
+        if hasattr(self.rest, "readinto"):
+            return int(self.rest.readinto(view) or 0)
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
     def readline(self, limit: int = -1) -> bytes:
         while True:
             end = self.buf.find(b"\n")
@@ -147,7 +160,7 @@ class ArmorWriter:
         self.pending = bytearray()
         dst.write(BEGIN + b"\n")
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes | memoryview) -> int:
         self.pending += data
         whole = len(self.pending) - len(self.pending) % 48
         if whole:

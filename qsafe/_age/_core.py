@@ -8,8 +8,9 @@ from typing import BinaryIO, Protocol
 
 from qsafe._age._armor import ArmorWriter, ByteSource, dearmor, sniff
 from qsafe._age._format import FILE_KEY_SIZE, Header, Stanza, encode_header, parse_header, verify_mac
+from qsafe._age._pipeline import Write, seal_to, unseal_to
 from qsafe._age._recipients import Kind, ScryptIdentity
-from qsafe._age._stream import decrypt_chunks, encrypt_chunks, new_nonce, payload_key, read_nonce
+from qsafe._age._stream import decrypt_chunks, new_nonce, payload_key, read_nonce
 from qsafe.errors import FormatError, NoIdentityMatchedError, UsageError, WrongPassphraseError
 
 
@@ -57,8 +58,7 @@ def write_age(
     out.write(encode_header([r.wrap(file_key) for r in recipients], file_key))
     nonce = new_nonce()
     out.write(nonce)
-    for sealed in encrypt_chunks(src, payload_key(file_key, nonce), advance=advance):
-        out.write(sealed)
+    seal_to(src, payload_key(file_key, nonce), out.write, advance=advance)
     if isinstance(out, ArmorWriter):
         out.close()
 
@@ -99,8 +99,25 @@ def unwrap_file_key(header: Header, identities: Sequence[AnyIdentity]) -> bytes:
     )
 
 
+def decrypt_to(
+    src: BinaryIO, identities: Sequence[AnyIdentity], write: Write, *, advance: Callable[[int], None] | None = None
+) -> None:
+    """Decrypt an age file, passing only authenticated plaintext to ``write`` in order (parallel pipeline).
+
+    Raises:
+        FormatError, NoIdentityMatchedError, WrongPassphraseError, IntegrityError: see :func:`unwrap_file_key`;
+            IntegrityError also for a modified or truncated payload.
+    """
+    header, reader = read_header(src)
+    file_key = unwrap_file_key(header, identities)
+    nonce = read_nonce(reader)  # type: ignore[arg-type]
+    unseal_to(reader, payload_key(file_key, nonce), write, advance=advance)  # type: ignore[arg-type]
+
+
 def read_age(src: BinaryIO, identities: Sequence[AnyIdentity]) -> Iterator[bytes]:
     """Open an age file: parse and authenticate the header now, then yield authenticated plaintext chunks.
+
+    This is the sequential path, for consumers that need a readable plaintext stream (directory extraction).
 
     Raises:
         FormatError, NoIdentityMatchedError, WrongPassphraseError, IntegrityError: see :func:`unwrap_file_key`;

@@ -1,13 +1,14 @@
 """The age STREAM payload: ChaCha20-Poly1305 over 64 KiB chunks, nonce = 11-byte counter || last-chunk flag.
 
-Decryption yields a chunk only after its tag verified, and decides "last chunk" by looking one chunk ahead,
-so a truncated file (a missing final chunk) or trailing data after the final chunk is an integrity failure.
+:func:`decrypt_chunks` is the sequential reference (a generator of authenticated chunks, used where a readable
+plaintext stream is needed, e.g. directory extraction); :mod:`qsafe._age._pipeline` is the parallel path for
+files. Both release the same plaintext and fail the same way on every CCTV vector.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
@@ -48,24 +49,6 @@ def read_exact(src: BinaryIO, size: int) -> bytes:
     return b"".join(parts)
 
 
-def chunks_with_last(src: BinaryIO, size: int) -> Iterator[tuple[bytes, bool]]:
-    """Yield ``(chunk, is_last)`` for ``size``-byte chunks, reading one chunk ahead to know the last one.
-
-    An empty input yields one empty last chunk.
-    """
-    current = read_exact(src, size)
-    while True:
-        if len(current) < size:
-            yield current, True
-            return
-        following = read_exact(src, size)
-        if not following:
-            yield current, True
-            return
-        yield current, False
-        current = following
-
-
 def read_nonce(src: BinaryIO) -> bytes:
     """Read the 16-byte payload nonce that follows the header.
 
@@ -78,7 +61,7 @@ def read_nonce(src: BinaryIO) -> bytes:
     return nonce
 
 
-def _open_chunk(aead: ChaCha20Poly1305, counter: int, chunk: bytes, short: bool) -> tuple[bytes, bool]:
+def open_chunk(aead: ChaCha20Poly1305, counter: int, chunk: bytes, short: bool) -> tuple[bytes, bool]:
     # A full-length chunk may be the final one: try it as non-final first, then as final (as age does).
     for last in ((True,) if short else (False, True)):
         try:
@@ -109,24 +92,13 @@ def decrypt_chunks(src: BinaryIO, key: bytes) -> Iterator[bytes]:
             raise IntegrityError("the final payload chunk is empty although the payload is not")
         if len(chunk) < TAG:
             raise IntegrityError("the age payload is truncated (a chunk is shorter than its tag)")
-        plain, last = _open_chunk(aead, counter, chunk, short)
+        plain, last = open_chunk(aead, counter, chunk, short)
         yield plain
         if last:
             if src.read(1):
                 raise IntegrityError("unexpected data after the final payload chunk")
             return
         counter += 1
-
-
-def encrypt_chunks(
-    src: BinaryIO, key: bytes, *, advance: Callable[[int], None] | None = None
-) -> Iterator[bytes]:
-    """Yield the sealed STREAM chunks of the plaintext read from ``src``."""
-    aead = ChaCha20Poly1305(key)
-    for counter, (chunk, last) in enumerate(chunks_with_last(src, CHUNK)):
-        yield aead.encrypt(chunk_nonce(counter, last), chunk, None)
-        if advance is not None:
-            advance(len(chunk))
 
 
 def new_nonce() -> bytes:

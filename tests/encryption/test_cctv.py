@@ -10,13 +10,14 @@ Mapping (also in docs/encryption.md):
 from __future__ import annotations
 
 import hashlib
+import io
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from qsafe._age._core import read_age
+from qsafe._age._core import decrypt_to, read_age
 from qsafe._age._keys import parse_identity
 from qsafe._age._recipients import ScryptIdentity
 from qsafe.errors import FormatError, IntegrityError, NoIdentityMatchedError, QsafeError, WrongPassphraseError
@@ -55,15 +56,19 @@ def all_vectors() -> list[Path]:
     return sorted(p for p in VECTOR_DIR.iterdir() if p.name not in NOT_VECTORS)
 
 
-def run_vector(vec: Vector) -> tuple[bytes, QsafeError | None]:
-    """Decrypt like an application would: collect released plaintext until success or the first error."""
-    import io
+def run_vector(vec: Vector, parallel: bool) -> tuple[bytes, QsafeError | None]:
+    """Decrypt like an application would: collect released plaintext until success or the first error.
 
+    ``parallel`` selects the file path (thread-pool pipeline) or the sequential generator (directory extraction).
+    """
     identities = [parse_identity(i) for i in vec.identities] + [ScryptIdentity(p.encode()) for p in vec.passphrases]
     released = bytearray()
     try:
-        for chunk in read_age(io.BytesIO(vec.body), identities):
-            released += chunk
+        if parallel:
+            decrypt_to(io.BytesIO(vec.body), identities, released.extend)
+        else:
+            for chunk in read_age(io.BytesIO(vec.body), identities):
+                released += chunk
     except QsafeError as err:
         return bytes(released), err
     return bytes(released), None
@@ -76,10 +81,11 @@ def test_suite_is_complete() -> None:
                                                  "payload failure", "armor failure"}
 
 
+@pytest.mark.parametrize("parallel", [True, False], ids=["pipeline", "sequential"])
 @pytest.mark.parametrize("path", all_vectors(), ids=lambda p: p.name)
-def test_cctv_vector(path: Path) -> None:
+def test_cctv_vector(path: Path, parallel: bool) -> None:
     vec = load(path)
-    released, err = run_vector(vec)
+    released, err = run_vector(vec, parallel)
     if vec.expect == "success":
         assert err is None, f"{vec.name}: {err!r}"
         assert hashlib.sha256(released).hexdigest() == vec.payload
