@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _qsafe(*args: object, expect: int = 0) -> str:
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.run([sys.executable, "-m", "qsafe", *map(str, args)], capture_output=True, text=True, env=env)
+    proc = subprocess.run([sys.executable, "-m", "qsafe", *map(str, args)], capture_output=True, text=True, env=env, check=False)
     if proc.returncode != expect:
         raise RuntimeError(f"qsafe {' '.join(map(str, args))} exited {proc.returncode}, expected {expect}:\n"
                            f"{proc.stderr}")

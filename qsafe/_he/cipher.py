@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from qsafe._he import packing
+from qsafe._he import packing, raw
 from qsafe._he.backend import tenseal
 from qsafe._he.params import SchemeParams
 from qsafe.errors import FormatError
@@ -75,15 +75,15 @@ def load_context(data: bytes, params: SchemeParams, *, secret: bool) -> Any:
     return ctx
 
 
-def encrypt_values(flat: np.ndarray, params: SchemeParams, ctx: Any,
+def encrypt_values(flat: np.ndarray, params: SchemeParams, ctx: Any, layout: raw.RawLayout,
                    advance: Callable[[int], None] | None = None) -> list[bytes]:
-    """Encrypt a flat float64 vector (already clip-checked) into serialized ciphertexts, one per chunk."""
+    """Encrypt a flat float64 vector (already clip-checked) into wire-form ciphertexts, one per chunk."""
     ts = tenseal()
     out: list[bytes] = []
     if params.name == "bfv-packed":
         rows = packing.pack(packing.quantize(flat, params), params)
         for row in rows:
-            out.append(bytes(ts.bfv_vector(ctx, row.tolist()).serialize()))
+            out.append(raw.pack(bytes(ts.bfv_vector(ctx, row.tolist()).serialize()), layout))
             if advance:
                 advance(params.values_per_ciphertext)
         return out
@@ -92,19 +92,20 @@ def encrypt_values(flat: np.ndarray, params: SchemeParams, ctx: Any,
     padded = np.zeros(chunks * per)
     padded[:flat.size] = flat
     for row in padded.reshape(chunks, per):
-        out.append(bytes(ts.ckks_vector(ctx, row.tolist()).serialize()))
+        out.append(raw.pack(bytes(ts.ckks_vector(ctx, row.tolist()).serialize()), layout))
         if advance:
             advance(per)
     return out
 
 
-def load_ciphertext(data: bytes, params: SchemeParams, ctx: Any) -> Any:
-    """Deserialize one ciphertext and check it is a fresh, full-width, single-ciphertext vector.
+def load_ciphertext(data: bytes, params: SchemeParams, ctx: Any, layout: raw.RawLayout) -> Any:
+    """Load one wire-form ciphertext into TenSEAL and check it is a full-width, single-ciphertext vector.
 
     Raises:
-        FormatError: TenSEAL cannot parse it against this context, or its shape is not ours.
+        FormatError: it does not parse, or TenSEAL refuses it under this context, or its shape is not ours.
     """
     ts = tenseal()
+    data = raw.to_tenseal(raw.parse(data, layout), layout)
     try:
         vec = (ts.bfv_vector_from if params.name == "bfv-packed" else ts.ckks_vector_from)(ctx, data)
         size = vec.size()
@@ -125,13 +126,13 @@ def serialize(vec: Any) -> bytes:
     return bytes(vec.serialize())
 
 
-def decrypt_values(data: bytes, params: SchemeParams, secret_ctx: Any) -> np.ndarray:
+def decrypt_values(data: bytes, params: SchemeParams, secret_ctx: Any, layout: raw.RawLayout) -> np.ndarray:
     """Decrypt one serialized ciphertext: BFV gives exact signed slot sums (int64), CKKS approximate floats.
 
     Raises:
         FormatError: the ciphertext does not load under the secret context.
     """
-    vec = load_ciphertext(data, params, secret_ctx)
+    vec = load_ciphertext(data, params, secret_ctx, layout)
     if params.name == "bfv-packed":
         return np.asarray(vec.decrypt(), dtype=np.int64)
     return np.asarray(vec.decrypt(), dtype=np.float64)

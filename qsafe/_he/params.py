@@ -58,6 +58,12 @@ class SchemeParams:
         """The largest quantized magnitude Q: ``x`` maps to ``round(x / clip * Q)``."""
         return (1 << (self.quant_bits - 1)) - 1
 
+    @property
+    def ciphertext_bytes(self) -> int:
+        """Bytes of one ciphertext on the wire: 2 polynomials x N coefficients x ceil(bits/8) per data prime
+        (SEAL's last prime is the special prime, absent from ciphertexts)."""
+        return 2 * self.poly_modulus_degree * sum((b + 7) // 8 for b in self.coeff_mod_bit_sizes[:-1])
+
     def error_bound(self, clients: int) -> float:
         """Worst-case absolute error of a decrypted *sum* of ``clients`` updates, per value (BFV only).
 

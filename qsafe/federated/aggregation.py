@@ -15,7 +15,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from qsafe._he import cipher, container, packing
+from qsafe._he import cipher, container, packing, raw
 from qsafe._he.params import params_from_json
 from qsafe._labels import FL_AGGREGATE_MAGIC
 from qsafe.errors import FormatError, HEMismatchError, IntegrityError, QsafeError, UsageError
@@ -76,7 +76,8 @@ class EncryptedAggregate:
         if not (isinstance(h["count"], int) and 1 <= h["count"] <= params.max_clients
                 and isinstance(h["contributors"], list) and len(h["contributors"]) == h["count"]
                 and isinstance(h["ciphertext_sha256"], list) and len(h["ciphertext_sha256"]) == chunks
-                and len(box.blobs) == chunks and isinstance(h["round"], int)):
+                and len(box.blobs) == chunks and isinstance(h["round"], int)
+                and all(len(b) == params.ciphertext_bytes for b in box.blobs)):
             raise FormatError("the aggregate's count, contributors or ciphertexts are inconsistent")
         return cls(box.header_bytes, h, box.blobs)
 
@@ -102,7 +103,7 @@ class _Sum:
         self.clients: set[str] = set()
         self.nonces: set[str] = set()
         self.tensors: Any = None
-        self.totals: list[Any] = []
+        self.sum: raw.Accumulator | None = None
         self.accepted: list[dict[str, str]] = []
 
     def admit(self, update: EncryptedUpdate) -> None:
@@ -116,12 +117,14 @@ class _Sum:
             raise HEMismatchError("layout mismatch: tensor names/shapes/dtypes differ from the first update")
         if len(self.accepted) >= self.context.params.max_clients:
             raise HEMismatchError(f"too many clients: this context's headroom is {self.context.params.max_clients}")
-        ts_ctx = self.context.tenseal_public()
-        try:  # load every ciphertext before adding any, so a bad one leaves the sum untouched
-            vecs = [cipher.load_ciphertext(b, self.context.params, ts_ctx) for b in update.ciphertexts]
+        layout = self.context.raw_layout()
+        try:  # parse and check every ciphertext before adding any, so a bad one leaves the sum untouched
+            coeffs = [raw.parse(b, layout) for b in update.ciphertexts]
         except FormatError as exc:
             raise HEMismatchError(f"malformed ciphertext: {exc}") from exc
-        self.totals = vecs if not self.totals else [cipher.add_into(t, v) for t, v in zip(self.totals, vecs)]
+        if self.sum is None:
+            self.sum = raw.Accumulator(layout, len(coeffs))
+        self.sum.add(coeffs)
         self.tensors = update.header["tensors"]
         self.clients.add(client.key_id)
         self.nonces.add(update.nonce)
@@ -129,7 +132,8 @@ class _Sum:
                               "update_sha256": container.sha256_hex(update.header_bytes)})
 
     def result(self, first: EncryptedUpdate) -> EncryptedAggregate:
-        blobs = [cipher.serialize(t) for t in self.totals]
+        assert self.sum is not None
+        blobs = self.sum.blobs()
         header = {k: first.header[k] for k in ("scheme", "context_fingerprint", "tensors", "packing", "round")}
         header.update({"format_version": 1, "kind": "aggregate", "count": len(self.accepted),
                        "contributors": self.accepted, "ciphertext_sha256": [container.sha256_hex(b) for b in blobs]})
@@ -240,7 +244,7 @@ def decrypt_aggregate(agg: EncryptedAggregate, context: HEContext, *, min_client
     specs = packing.layout_from_json(agg.header["tensors"])
     total = packing.total_values(specs)
     ts_ctx = context.tenseal_secret()
-    parts = [cipher.decrypt_values(b, params, ts_ctx) for b in agg.ciphertexts]
+    parts = [cipher.decrypt_values(b, params, ts_ctx, context.raw_layout()) for b in agg.ciphertexts]
     if params.name == "bfv-packed":
         flat = packing.dequantize(packing.unpack(np.concatenate(parts), params, total), params)
     else:

@@ -53,6 +53,7 @@ class HEContext:
         self._public_file = public_file
         self._secret_key = secret_key
         self._ts_public: Any = None
+        self._layout: Any = None
         self._ts_secret: Any = _tenseal if secret_key is not None else None
         self.fingerprint = "sha256:" + hashlib.sha256(FL_CONTEXT_FINGERPRINT_LABEL + public_file).hexdigest()
 
@@ -117,6 +118,14 @@ class HEContext:
         if self._ts_public is None:
             self._ts_public = cipher.load_context(_public_blob(self._public_file)[1], self.params, secret=False)
         return self._ts_public
+
+    def raw_layout(self) -> Any:
+        """The ciphertext wire layout of this context (a reference encryption, made once). Internal to qsafe."""
+        if self._layout is None:
+            from qsafe._he import raw
+
+            self._layout = raw.reference_layout(self.params, self.tenseal_public())
+        return self._layout
 
     def tenseal_secret(self) -> Any:
         """The TenSEAL context used to decrypt. Internal to qsafe.

@@ -78,7 +78,7 @@ def encrypted_squared_norm(update: EncryptedUpdate, context: HEContext) -> Encry
     ts_ctx = context.tenseal_public()
     total = None
     for blob in update.ciphertexts:
-        vec = cipher.load_ciphertext(blob, params, ts_ctx)
+        vec = cipher.load_ciphertext(blob, params, ts_ctx, context.raw_layout())
         square = vec.dot(vec)
         total = square if total is None else total + square
     data = cipher.serialize(total)

@@ -74,6 +74,8 @@ class EncryptedUpdate:
             raise FormatError(f"the update should carry {chunks} ciphertexts and digests")
         if header["packing"] != _packing_json(params.values_per_slot, params.slots, packing.total_values(specs)):
             raise FormatError("the update's packing does not match its scheme and tensors")
+        if any(len(b) != params.ciphertext_bytes for b in box.blobs):
+            raise FormatError(f"every ciphertext of this scheme has {params.ciphertext_bytes} bytes")
         _check_scalars(header)
         if not box.signature:
             raise FormatError("the update is not signed")
@@ -103,7 +105,8 @@ def _check_scalars(header: dict[str, Any]) -> None:
 
 
 def _packing_json(values_per_slot: int, slots: int, values: int) -> dict[str, Any]:
-    return {"order": "tensors in listed order, row-major, zero-padded", "slots": slots,
+    return {"ciphertext_encoding": "seal-coefficients-bytepacked/v1",
+            "order": "tensors in listed order, row-major, zero-padded", "slots": slots,
             "values": values, "values_per_slot": values_per_slot}
 
 
@@ -139,7 +142,7 @@ def _encrypt_update_from_parts(tensors: Mapping[str, np.ndarray], context: HECon
     params = context.params
     specs = packing.layout_of(tensors)
     flat = packing.flatten(tensors, specs, params.clip)
-    blobs = cipher.encrypt_values(flat, params, context.tenseal_public(), progress)
+    blobs = cipher.encrypt_values(flat, params, context.tenseal_public(), context.raw_layout(), progress)
     header = {
         "format_version": 1, "kind": "update", "scheme": params.to_json(),
         "context_fingerprint": context.fingerprint, "tensors": [s.to_json() for s in specs],

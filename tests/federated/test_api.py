@@ -126,6 +126,6 @@ def test_decrypt_checks_context_count_and_digests(secret_ctx: HEContext, public_
     with pytest.raises(KeyFileError):
         decrypt_aggregate(result.aggregate, public_ctx, min_clients=1)
     agg = result.aggregate
-    bad = EncryptedAggregate(agg.header_bytes, agg.header, (agg.ciphertexts[0][:-1] + b"\0",))
+    bad = EncryptedAggregate(agg.header_bytes, agg.header, (agg.ciphertexts[0][:-1] + bytes([agg.ciphertexts[0][-1] ^ 1]),))
     with pytest.raises(IntegrityError):
         decrypt_aggregate(bad, secret_ctx, min_clients=1)

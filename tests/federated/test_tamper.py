@@ -95,3 +95,20 @@ def test_tampered_aggregate_is_refused(data: st.DataObject) -> None:
     parsed = EncryptedAggregate.from_bytes(bytes(bad))
     with pytest.raises(IntegrityError):
         decrypt_aggregate(parsed, secret, min_clients=1)
+
+
+def test_signed_ciphertext_with_out_of_range_coefficients_is_refused() -> None:
+    """A client signs a ciphertext whose coefficient is not below its prime: refused, the sum is untouched."""
+    from qsafe._he import container
+    from qsafe._labels import FL_UPDATE_MAGIC, MLDSA_CONTEXT_FL_UPDATE
+
+    _, public, key, wire = _world()
+    update = EncryptedUpdate.from_bytes(wire)
+    blob = b"\xff" * 5 + update.ciphertexts[0][5:]  # the first 40-bit coefficient = 2**40 - 1 > prime
+    header = {**update.header, "ciphertext_sha256": [container.sha256_hex(blob)]}
+    header_bytes = container.canonical_json(header)
+    forged = EncryptedUpdate(header_bytes, header, (blob,),
+                             key.sign(FL_UPDATE_MAGIC + header_bytes, MLDSA_CONTEXT_FL_UPDATE))
+    result = aggregate([EncryptedUpdate.from_bytes(forged.to_bytes())], public, [key.public_key()], 0)
+    assert result.aggregate is None
+    assert isinstance(result.refused[0].error, HEMismatchError) and "outside its modulus" in result.refused[0].reason
