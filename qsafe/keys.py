@@ -15,6 +15,7 @@ Verification raises :class:`~qsafe.errors.SignatureError`; it never returns a bo
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,16 @@ class PublicKey:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_key", _adapt(self._key, self.algorithm))
 
+    def __eq__(self, other: object) -> bool:
+        """Equal when algorithm and SubjectPublicKeyInfo are the same (two loads of one key compare equal)."""
+        return isinstance(other, PublicKey) and self.to_der() == other.to_der()
+
+    def __hash__(self) -> int:
+        return hash(self.to_der())
+
+    def __repr__(self) -> str:
+        return f"PublicKey({self.algorithm!r}, {self.key_id})"
+
     @property
     def post_quantum(self) -> bool:
         """True when a forgery needs breaking a post-quantum algorithm (ML-DSA alone or in a composite)."""
@@ -161,6 +172,13 @@ class PrivateKey:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_key", _adapt(self._key, self.algorithm))
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when the PKCS#8 encodings match (compared in constant time)."""
+        return isinstance(other, PrivateKey) and hmac.compare_digest(self._key.pkcs8_der(), other._key.pkcs8_der())
+
+    def __hash__(self) -> int:
+        return hash(self.public_key())
 
     def public_key(self) -> PublicKey:
         """The matching public key."""

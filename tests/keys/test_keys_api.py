@@ -243,3 +243,16 @@ def test_public_key_path_imports_no_age_code(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "k.pub"), str(tmp_path / "sig"),
                           MSG.decode(), CTX.decode()], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+def test_equality_and_repr(tmp_path: Path) -> None:
+    private = keys.generate("ml-dsa-65-ed25519")
+    keys.write_key_pair(private, tmp_path / "k", None)
+    loaded_pub, loaded_priv = keys.load_public_key(tmp_path / "k.pub"), keys.load_private_key(tmp_path / "k.key")
+    assert loaded_pub == private.public_key() and hash(loaded_pub) == hash(private.public_key())
+    assert loaded_priv == private and loaded_pub in {private.public_key()}
+    other = keys.generate("ml-dsa-65-ed25519")
+    assert other.public_key() != loaded_pub and other != private
+    assert repr(loaded_pub) == f"PublicKey('ml-dsa-65-ed25519', {loaded_pub.key_id})"
+    (_, pkcs8), = der.pem_blocks(private.to_pem())
+    assert pkcs8.hex() not in repr(private) and "ml-dsa-65-ed25519" in repr(private)
