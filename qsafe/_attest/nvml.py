@@ -8,7 +8,7 @@ from typing import Any
 
 from qsafe.errors import MissingDependencyError, UnavailableError
 
-__all__ = ["load_nvml", "cc_state", "gpu_reports"]
+__all__ = ["cc_state", "gpu_reports", "load_nvml"]
 
 
 def load_nvml() -> Any:

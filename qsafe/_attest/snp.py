@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 from qsafe._attest.x509chain import ChainError, verify_chain
 from qsafe.errors import FormatError
 
-__all__ = ["SnpReport", "parse_report", "verify_report", "SnpVerificationError", "REPORT_LEN"]
+__all__ = ["REPORT_LEN", "SnpReport", "SnpVerificationError", "parse_report", "verify_report"]
 
 REPORT_LEN = 0x4A0
 SIGNED_LEN = 0x2A0

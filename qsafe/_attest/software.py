@@ -10,7 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["software_claims", "distributions_digest"]
+__all__ = ["distributions_digest", "software_claims"]
 
 _NVIDIA_PROC = Path("/proc/driver/nvidia/version")
 
@@ -33,6 +33,17 @@ def _nvidia_driver() -> str | None:
     return None
 
 
+def _torch_claims() -> dict[str, str]:
+    try:
+        import torch
+    except ImportError:
+        return {}
+    out = {"torch": str(torch.__version__)}
+    if torch.version.cuda:
+        out["cuda_runtime"] = str(torch.version.cuda)
+    return out
+
+
 def software_claims(*, include_torch: bool = False) -> dict[str, Any]:
     """Collect software claims. torch is imported only if already loaded or ``include_torch`` is set."""
     from qsafe import __version__
@@ -52,12 +63,5 @@ def software_claims(*, include_torch: bool = False) -> dict[str, Any]:
     if driver:
         claims["nvidia_driver"] = driver
     if include_torch or "torch" in sys.modules:
-        try:
-            import torch
-        except ImportError:
-            torch = None
-        if torch is not None:
-            claims["torch"] = str(torch.__version__)
-            if torch.version.cuda:
-                claims["cuda_runtime"] = str(torch.version.cuda)
+        claims.update(_torch_claims())
     return claims

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 from qsafe._attest.x509chain import ChainError, verify_chain
 from qsafe.errors import FormatError
 
-__all__ = ["SpdmReport", "parse_report", "verify_report", "GpuVerificationError"]
+__all__ = ["GpuVerificationError", "SpdmReport", "parse_report", "verify_report"]
 
 REQUEST_LEN = 37  # version, code, param1, param2, 32-byte nonce, slot id
 SIGNATURE_LEN = 96  # P-384 r||s
@@ -92,16 +92,18 @@ def _parse_tlv(data: bytes, what: str, header: str) -> dict[int, bytes]:
 
 def _parse_measurements(record: bytes, count: int) -> dict[int, bytes]:
     blocks: dict[int, bytes] = {}
-    offset = 0
+    offset, end = 0, len(record)
     for _ in range(count):
-        index, _spec, size = struct.unpack_from("<BBH", _take(record, offset, 4, "measurement block header"))
-        block = _take(record, offset + 4, size, f"measurement block {index}")
-        # DMTF measurement: type (1), value size (2), value.
-        vsize = struct.unpack_from("<H", _take(block, 1, 2, "DMTF measurement size"))[0]
-        blocks[index] = _take(block, 3, vsize, f"measurement {index} value")
+        # Block: index (1), spec (1), size (2); DMTF measurement inside: type (1), value size (2), value.
+        if offset + 7 > end:
+            raise FormatError(f"GPU report truncated: measurement block header at offset {offset}")
+        index, _spec, size, _mtype, vsize = struct.unpack_from("<BBHBH", record, offset)
+        if vsize + 3 > size or offset + 4 + size > end:
+            raise FormatError(f"GPU report: measurement block {index} runs past its declared length")
+        blocks[index] = record[offset + 7 : offset + 7 + vsize]
         offset += 4 + size
-    if offset != len(record):
-        raise FormatError(f"GPU report measurement record has {len(record) - offset} unexplained bytes")
+    if offset != end:
+        raise FormatError(f"GPU report measurement record has {end - offset} unexplained bytes")
     return blocks
 
 

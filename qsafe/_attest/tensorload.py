@@ -18,7 +18,7 @@ from qsafe._hashing.safetensors import TensorDigester, TensorInfo, read_header
 from qsafe.errors import FormatError, InvalidInputError, MissingDependencyError, ModelMismatchError
 from qsafe.manifest import SafetensorsDigests
 
-__all__ = ["read_verified", "NUMPY_DTYPES", "to_arrays"]
+__all__ = ["NUMPY_DTYPES", "read_verified", "to_arrays"]
 
 # Read granularity (the hashing of tensor digests runs on worker threads).
 CHUNK = 4 << 20
@@ -60,7 +60,7 @@ def _read_tensor(handle: Any, info: TensorInfo, whole: _FileCheck, progress: Cal
 
     # np.empty, not bytearray(n): no memset of memory that readinto fills anyway.
     buffer = np.empty(info.nbytes, dtype=np.uint8)
-    view = memoryview(buffer).cast("B")
+    view = buffer.data.cast("B")
     done = 0
     while done < info.nbytes:
         n = handle.readinto(view[done : done + CHUNK])
@@ -75,7 +75,7 @@ def _read_tensor(handle: Any, info: TensorInfo, whole: _FileCheck, progress: Cal
 
 def _tensor_digest(info: TensorInfo, buffer: Any, algorithm: str) -> str:
     digester = TensorDigester(info.name, info.dtype, info.shape, info.nbytes, algorithm)
-    digester.update(memoryview(buffer).cast("B"))
+    digester.update(buffer.data.cast("B"))
     return digester.hexdigest()
 
 

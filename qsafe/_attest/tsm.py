@@ -16,7 +16,7 @@ from pathlib import Path
 
 from qsafe.errors import FormatError, UnavailableError
 
-__all__ = ["TSM_ROOT", "TsmReport", "request_report", "parse_cert_table"]
+__all__ = ["TSM_ROOT", "TsmReport", "parse_cert_table", "request_report"]
 
 TSM_ROOT = Path("/sys/kernel/config/tsm/report")
 INBLOB_MAX = 64

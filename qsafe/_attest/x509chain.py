@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
 import warnings
 from collections.abc import Sequence
 from importlib import resources
@@ -19,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from qsafe.errors import FormatError
 
-__all__ = ["ChainError", "load_pem_chain", "load_der_or_pem", "pinned_roots", "verify_chain"]
+__all__ = ["ChainError", "load_der_or_pem", "load_pem_chain", "pinned_roots", "verify_chain"]
 
 
 class ChainError(Exception):
@@ -116,7 +117,7 @@ def verify_chain(chain: Sequence[x509.Certificate], roots: Sequence[x509.Certifi
         raise ChainError("empty certificate chain")
     for cert in chain:
         _check_time(cert, at)
-    for child, issuer in zip(chain, chain[1:]):
+    for child, issuer in itertools.pairwise(chain):
         if not _is_ca(issuer):
             raise ChainError(f"issuer {issuer.subject.rfc4514_string()} is not a CA")
         _issued_by(child, issuer)

@@ -15,12 +15,12 @@ from qsafe.attestation.evidence import Evidence, load_evidence
 from qsafe.errors import FormatError, UnavailableError
 
 __all__ = [
-    "Collector",
-    "SoftwareCollector",
-    "NvidiaGpuCollector",
-    "TsmCollector",
-    "ReplayCollector",
     "BUILTIN_COLLECTORS",
+    "Collector",
+    "NvidiaGpuCollector",
+    "ReplayCollector",
+    "SoftwareCollector",
+    "TsmCollector",
 ]
 
 BINDING_LEN = 32
@@ -112,8 +112,9 @@ class TsmCollector:
 
 
 def _ders_to_pem(ders: list[bytes]) -> str:
-    from qsafe._attest.x509chain import load_der_or_pem
     from cryptography.hazmat.primitives.serialization import Encoding
+
+    from qsafe._attest.x509chain import load_der_or_pem
 
     return "".join(load_der_or_pem(d)[0].public_bytes(Encoding.PEM).decode() for d in ders)
 

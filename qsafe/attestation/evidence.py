@@ -25,7 +25,7 @@ from typing import Any
 
 from qsafe.errors import FormatError
 
-__all__ = ["EVIDENCE_FORMAT", "KINDS", "Evidence", "load_evidence", "utcnow", "parse_time", "format_time"]
+__all__ = ["EVIDENCE_FORMAT", "KINDS", "Evidence", "format_time", "load_evidence", "parse_time", "utcnow"]
 
 EVIDENCE_FORMAT = "qsafe-evidence/v1"
 KINDS = ("nvidia-gpu", "nvidia-cc", "sev-snp", "tdx", "software")

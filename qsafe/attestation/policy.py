@@ -23,7 +23,7 @@ from typing import Any
 from qsafe.attestation.evidence import parse_time
 from qsafe.errors import FormatError
 
-__all__ = ["POLICY_FORMAT", "Policy", "load_policy", "policy_from_json", "evaluate_rule"]
+__all__ = ["POLICY_FORMAT", "Policy", "evaluate_rule", "load_policy", "policy_from_json"]
 
 POLICY_FORMAT = "qsafe-attestation-policy/v1"
 UNSAFE_REPLAY = "unsafe-accept-replay"

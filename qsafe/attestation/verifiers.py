@@ -14,7 +14,7 @@ from typing import Any
 from qsafe.attestation.evidence import b64decode, hexdecode
 from qsafe.errors import FormatError
 
-__all__ = ["ItemResult", "verify_item", "GPU_ARCHITECTURES"]
+__all__ = ["GPU_ARCHITECTURES", "ItemResult", "verify_item"]
 
 # Chip family (from the verified device-identity chain) -> architecture name used in policies.
 GPU_ARCHITECTURES = {"GH1": "HOPPER", "GB1": "BLACKWELL", "GB2": "BLACKWELL"}
@@ -48,11 +48,14 @@ _PREFIX = {"nvidia-gpu": "gpu", "nvidia-cc": "nvml", "sev-snp": "snp", "tdx": "t
 
 
 def _arch(chain: list[Any]) -> str:
+    from cryptography.x509.oid import NameOID
+
     for cert in chain:
-        text = cert.subject.rfc4514_string()
-        for key, arch in GPU_ARCHITECTURES.items():
-            if f"{key}" in text:
-                return arch
+        for attr in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME):
+            text = str(attr.value)
+            for key, arch in GPU_ARCHITECTURES.items():
+                if key in text:
+                    return arch
     return "UNKNOWN"
 
 

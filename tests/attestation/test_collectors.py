@@ -4,7 +4,6 @@ injected module returning recorded reports (the GPU is the boundary this machine
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import struct
 import sys
 import uuid
@@ -26,7 +25,7 @@ from qsafe.attestation import (
 )
 from qsafe.errors import FormatError, MissingDependencyError, UnavailableError, UsageError
 
-from .conftest import EVIDENCE, HOPPER_AT, HOPPER_NONCE, RECORDED, SNP_AT, evidence, policy
+from .conftest import EVIDENCE, HOPPER_NONCE, RECORDED, SNP_AT, evidence, policy
 
 
 def test_software_collector_claims() -> None:

@@ -11,7 +11,15 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from qsafe import keys
-from qsafe.errors import AttestationError, FormatError, InvalidInputError, ModelMismatchError, SignatureError, UnavailableError, UsageError
+from qsafe.errors import (
+    AttestationError,
+    FormatError,
+    InvalidInputError,
+    ModelMismatchError,
+    SignatureError,
+    UnavailableError,
+    UsageError,
+)
 from qsafe.loading import load_model
 from qsafe.signing import sign
 
@@ -144,7 +152,7 @@ def test_truncated_or_oversized_header(signed) -> None:
 
 def test_change_between_attestation_and_load_is_caught(signed, monkeypatch: pytest.MonkeyPatch) -> None:
     """The model is swapped after the signature and evidence were checked: the single read still catches it."""
-    import qsafe.loading as loading
+    from qsafe import loading
 
     model, pub, _ = signed
     real = loading._attest
