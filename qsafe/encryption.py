@@ -32,8 +32,6 @@ from qsafe._age._keys import (
     parse_recipients,
 )
 from qsafe._age._recipients import DEFAULT_WORK_FACTOR, MAX_WORK_FACTOR, ScryptIdentity, ScryptRecipient
-from qsafe._age._tar import extract as extract_tar
-from qsafe._age._tar import tar_stream
 from qsafe._io import atomic_output
 from qsafe.errors import KeyFileError, UsageError
 
@@ -181,6 +179,8 @@ def _encrypt_directory(root: Path, output: PathOrFile, targets: list[AnyRecipien
                        progress: Callable[[int], None] | None) -> None:
     if isinstance(output, (str, os.PathLike)) and Path(output).resolve().is_relative_to(root.resolve()):
         raise UsageError(f"the output {output} lies inside the directory being encrypted")
+    from qsafe._age._tar import tar_stream  # directory mode only: tarfile is not needed for single files
+
     check_recipients(targets)
     with _writer(output, root) as dst:
         write_age(ByteSource(b"", tar_stream(root)), dst, targets, armor=armor,  # type: ignore[arg-type]
@@ -230,6 +230,8 @@ def decrypt(
         raise UsageError("no identity or passphrase given", hint="pass -i IDENTITY_FILE, or a passphrase")
     with _reader(input) as src:
         if extract is not None:
+            from qsafe._age._tar import extract as extract_tar
+
             chunks = read_age(src, keys)
             extract_tar(ByteSource(b"", chunks), Path(extract), chunks)  # type: ignore[arg-type]
             return
