@@ -36,9 +36,11 @@ from qsafe.errors import FormatError
 from qsafe.manifest import Manifest, Resource, SafetensorsDigests, Serialization, TensorDigest
 
 __all__ = [
+    "DEFAULT_SIGNATURE_NAME",
     "MAX_BUNDLE_BYTES",
     "Bundle",
     "build_bundle",
+    "default_signature_path",
     "manifest_from_statement",
     "pae",
     "parse_bundle",
@@ -47,6 +49,13 @@ __all__ = [
 ]
 
 MAX_BUNDLE_BYTES = 256 << 20
+DEFAULT_SIGNATURE_NAME = "model.sig"
+
+
+def default_signature_path(model: str | Path) -> Path:
+    """``model.sig`` inside a model directory, or beside a single-file model (model-signing's default name)."""
+    p = Path(model)
+    return p / DEFAULT_SIGNATURE_NAME if p.is_dir() else p.parent / DEFAULT_SIGNATURE_NAME
 _HEX = re.compile(r"^[0-9a-f]+$")
 _DIGEST_BYTES = {"sha256": 32, "blake3": 32, "blake2b": 64}
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -347,13 +346,40 @@ def _tensor_job(f: ModelFile, alg: str) -> Callable[[Callable[[int], None]], _Jo
 
 
 def _run(jobs: list[_Job], workers: int, advance: Callable[[int], None]) -> list[_JobResult]:
+    """Run jobs on ``workers`` threads, results in job order; the first error stops the rest and is raised.
+
+    A plain thread loop rather than concurrent.futures: that module imports logging, which costs start-up time
+    on every ``qsafe verify``.
+    """
     if workers == 1 or len(jobs) <= 1:
         return [job(advance) for _, job in jobs]
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="qsafe-hash") as pool:
-        futures: list[Future[_JobResult]] = [pool.submit(job, advance) for _, job in jobs]
-        try:
-            return [f.result() for f in futures]
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
+    results: list[_JobResult | None] = [None] * len(jobs)
+    errors: list[BaseException] = []
+    pending = iter(enumerate(jobs))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if errors:
+                    return
+                try:
+                    index, (_, job) = next(pending)
+                except StopIteration:
+                    return
+            try:
+                results[index] = job(advance)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread below
+                with lock:
+                    errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=worker, name=f"qsafe-hash-{i}", daemon=True)
+               for i in range(min(workers, len(jobs)))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return [r for r in results if r is not None]

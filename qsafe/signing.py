@@ -13,22 +13,20 @@ from pathlib import Path
 
 from qsafe._io import atomic_output
 from qsafe._labels import DSSE_PAYLOAD_TYPE, MLDSA_CONTEXT_MODEL_BUNDLE
-from qsafe.bundle import build_bundle, pae, parse_bundle, statement_bytes
+from qsafe.bundle import (
+    DEFAULT_SIGNATURE_NAME,
+    build_bundle,
+    default_signature_path,
+    pae,
+    parse_bundle,
+    statement_bytes,
+)
 from qsafe.errors import FormatError, OutputExistsError
 from qsafe.hashing import HashingConfig, Progress
 from qsafe.keys import PrivateKey
 from qsafe.manifest import Manifest, hash_model
 
 __all__ = ["DEFAULT_SIGNATURE_NAME", "default_signature_path", "sign", "sign_manifest"]
-
-DEFAULT_SIGNATURE_NAME = "model.sig"
-
-
-def default_signature_path(model: str | Path) -> Path:
-    """``model.sig`` inside a model directory, or beside a single-file model (as model-signing names it)."""
-    p = Path(model)
-    return p / DEFAULT_SIGNATURE_NAME if p.is_dir() else p.parent / DEFAULT_SIGNATURE_NAME
-
 
 def sign_manifest(manifest: Manifest, key: PrivateKey) -> bytes:
     """Sign a manifest and return the bundle bytes.

@@ -1,6 +1,6 @@
 """Demo step: post-quantum model signing and verification.
 
-Builds a small safetensors model (numpy + safetensors), makes an ML-DSA-65 key pair, signs the model with
+Builds a small safetensors model (numpy + safetensors), makes an ML-DSA-65 key pair (``qsafe keygen``), signs the model with
 ``qsafe sign``, verifies it with ``qsafe verify`` (silent, exit 0), then tampers one tensor of a *copy* and shows
 the named failure (exit 12).
 
@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 
-from qsafe import keys
 from qsafe.manifest import read_safetensors_header
 
 TITLE = "Post-quantum model signing (ML-DSA-65) and tamper detection"
@@ -48,13 +47,13 @@ def build_model(root: Path) -> None:
 
 
 def make_keys(directory: Path) -> tuple[Path, Path]:
+    """``qsafe keygen`` an ML-DSA-65 pair; the demo opts out of the passphrase (a release key would not)."""
     directory.mkdir(parents=True, exist_ok=True)  # the keys step may have made it already
-    key = keys.generate("ml-dsa-65")
-    priv, pub = directory / "signer.key", directory / "signer.pub"
-    priv.write_bytes(key.to_pem())
-    priv.chmod(0o600)
-    pub.write_bytes(key.public_key().to_pem())
-    return priv, pub
+    made = _qsafe("keygen", "--alg", "ml-dsa-65", "--out", directory / "signer", "--no-passphrase")
+    if made.returncode != 0:
+        raise RuntimeError(f"keygen failed: {made.stderr}")
+    print(f"  key id {made.stdout.strip()}")
+    return directory / "signer.key", directory / "signer.pub"
 
 
 def run(workdir: Path) -> None:

@@ -108,8 +108,8 @@ def _failure(err: QsafeError) -> dict[str, Any]:
 def verify(model: Path, signature: Path | None, key_paths: tuple[Path, ...], allow_classical: bool,
            allow_symlinks: bool, as_json: bool) -> None:
     """Verify MODEL against its signature. Silent on success; names every change on failure."""
+    from qsafe.bundle import default_signature_path
     from qsafe.policy import VerificationPolicy
-    from qsafe.signing import default_signature_path
     from qsafe.verifying import verify as verify_model
 
     policy = VerificationPolicy(allow_classical=allow_classical)
