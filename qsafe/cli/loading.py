@@ -8,7 +8,8 @@ from typing import Any
 import click
 
 from qsafe.cli._common import emit_json, progress
-from qsafe.errors import UsageError
+from qsafe.cli.attestation import load_signing_key
+from qsafe.errors import AttestationError, UsageError
 
 _EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -33,16 +34,25 @@ UNSAFE_SKIP_WARNING = (
 @click.option("--framework", type=click.Choice(["torch", "numpy"]), help="Default: torch when installed.")
 @click.option("--allow-classical", is_flag=True, help="Accept a classical-only (ECDSA) model signature.")
 @click.option("--unsafe-skip-attestation", is_flag=True, help="UNSAFE: load without appraising any evidence.")
+@click.option("--result", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the ML-DSA-signed appraisal result here (also on deny).")
+@click.option("--result-key", type=_EXISTING, help="Signing key for --result.")
+@click.option("--passphrase-file", type=_EXISTING, help="Passphrase of a protected --result-key.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was loaded and the appraisal as JSON.")
 def load(model: Path, signature: Path | None, key: Path, policy: Path | None, evidence: Path | None,
          do_collect: bool, collectors: tuple[str, ...], nonce_hex: str | None, at: str | None, device: str | None,
-         framework: str | None, allow_classical: bool, unsafe_skip_attestation: bool, as_json: bool) -> None:
+         framework: str | None, allow_classical: bool, unsafe_skip_attestation: bool, result: Path | None,
+         result_key: Path | None, passphrase_file: Path | None, as_json: bool) -> None:
     """Verify MODEL's signature, appraise the environment, then load its tensors; silent on success."""
     from qsafe.attestation.evidence import parse_time
     from qsafe.loading import load_model
     from qsafe.policy import VerificationPolicy
 
+    if (result is None) != (result_key is None):
+        raise UsageError("--result and --result-key go together (the result is always signed)")
     if unsafe_skip_attestation:
+        if result is not None:
+            raise UsageError("--result needs an appraisal; it cannot be combined with --unsafe-skip-attestation")
         if evidence or do_collect:
             raise UsageError("--unsafe-skip-attestation cannot be combined with --evidence or --collect")
         click.echo(UNSAFE_SKIP_WARNING, err=True)
@@ -57,20 +67,36 @@ def load(model: Path, signature: Path | None, key: Path, policy: Path | None, ev
         nonce = bytes.fromhex(nonce_hex) if nonce_hex else None
     except ValueError as exc:
         raise UsageError("--nonce must be hex") from exc
+    signing_key = load_signing_key(result_key, passphrase_file) if result_key else None
     total = sum(p.stat().st_size for p in ([model] if model.is_file() else model.rglob("*.safetensors")))
-    with progress(total, "Loading") as advance:
-        loaded = load_model(
-            model, sig, key, policy, evidence=evidence, collect=list(collectors) or True if do_collect else False,
-            nonce=nonce, at=parse_time(at) if at else None, device=device, framework=framework,
-            signature_policy=VerificationPolicy(allow_classical=allow_classical),
-            unsafe_skip_attestation=unsafe_skip_attestation, progress=advance,
-        )
-    result = loaded.attestation
-    if result is not None and result.freshness.get("replayedEvidenceAccepted"):
-        click.echo(f"qsafe: WARNING: policy {result.policy_name} accepted replayed evidence with no freshness "
+    try:
+        with progress(total, "Loading") as advance:
+            loaded = load_model(
+                model, sig, key, policy, evidence=evidence, collect=list(collectors) or True if do_collect else False,
+                nonce=nonce, at=parse_time(at) if at else None, device=device, framework=framework,
+                signature_policy=VerificationPolicy(allow_classical=allow_classical),
+                unsafe_skip_attestation=unsafe_skip_attestation, progress=advance,
+            )
+    except AttestationError as err:
+        if result is not None and getattr(err, "result", None) is not None:
+            _write_result(result, err.result, signing_key)  # type: ignore[attr-defined]
+        raise
+    appraisal = loaded.attestation
+    if result is not None and appraisal is not None:
+        _write_result(result, appraisal, signing_key)
+    if appraisal is not None and appraisal.freshness.get("replayedEvidenceAccepted"):
+        click.echo(f"qsafe: WARNING: policy {appraisal.policy_name} accepted replayed evidence with no freshness "
                    "(development only)", err=True)
     if as_json:
         emit_json(_summary(loaded))
+
+
+def _write_result(path: Path, appraisal: Any, key: Any) -> None:
+    from qsafe._io import atomic_output
+    from qsafe.attestation import sign_result
+
+    with atomic_output(path) as handle:
+        handle.write(sign_result(appraisal, key))
 
 
 def _summary(loaded: Any) -> dict[str, Any]:

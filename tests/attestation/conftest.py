@@ -37,3 +37,22 @@ def evidence(name: str) -> Evidence:
 @pytest.fixture()
 def hopper() -> Evidence:
     return evidence("hopper-h100")
+
+
+class _NVMLError(Exception):
+    pass
+
+
+@pytest.fixture()
+def no_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pynvml whose nvmlInit fails as on a machine without the NVIDIA driver, whatever this host has."""
+    import sys
+    import types
+
+    fake = types.ModuleType("pynvml")
+
+    def init() -> None:
+        raise _NVMLError("NVML Shared Library Not Found")
+
+    fake.nvmlInit = init  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pynvml", fake)

@@ -93,9 +93,9 @@ def test_policy_and_evidence_required(signed) -> None:
     assert skipped.attestation is None and skipped.attestation_skipped
 
 
-def test_collect_without_gpu_is_unavailable(signed) -> None:
+def test_collect_without_gpu_is_unavailable(signed, no_gpu) -> None:
     model, pub, _ = signed
-    with pytest.raises((UnavailableError,)):
+    with pytest.raises(UnavailableError):
         load_model(model, model / "model.sig", pub, HOPPER_POLICY, collect=["nvidia-gpu"])
 
 
@@ -180,7 +180,7 @@ def test_symlinked_weights_refused(signed, tmp_path: Path) -> None:
         load_model(model, model / "model.sig", pub, DEV, evidence=HOPPER, framework="numpy")
 
 
-def test_cli_load(cli, signed) -> None:
+def test_cli_load(cli, signed, no_gpu) -> None:
     model, pub, _ = signed
     r = cli(["load", model, "--key", pub, "--policy", HOPPER_POLICY, "--evidence", HOPPER,
              "--nonce", HOPPER_NONCE.hex(), "--at", "2024-05-01T00:01:00Z", "--framework", "numpy"])
@@ -195,4 +195,26 @@ def test_cli_load(cli, signed) -> None:
     r = cli(["load", model, "--key", pub, "--policy", HOPPER_POLICY, "--evidence", HOPPER])
     assert r.exit_code == 15 and "gpu[0].freshness" in r.stderr
     r = cli(["load", model, "--key", pub, "--policy", HOPPER_POLICY, "--collect"])
-    assert r.exit_code in (5, 6)
+    assert r.exit_code == 6 and r.stdout == ""
+
+
+def test_cli_load_writes_signed_results(cli, signed, tmp_path: Path) -> None:
+    from qsafe.attestation import verify_result
+
+    model, pub, _ = signed
+    appraiser = keys.generate()
+    (tmp_path / "a.key").write_bytes(appraiser.to_pem())
+    ok, deny = tmp_path / "ok.json", tmp_path / "deny.json"
+    r = cli(["load", model, "--key", pub, "--policy", HOPPER_POLICY, "--evidence", HOPPER, "--nonce",
+             HOPPER_NONCE.hex(), "--at", "2024-05-01T00:01:00Z", "--framework", "numpy", "--result", ok,
+             "--result-key", tmp_path / "a.key"])
+    assert (r.exit_code, r.stderr) == (0, "")
+    statement = verify_result(ok.read_bytes(), [appraiser.public_key()])
+    names = [s["name"] for s in statement["subject"]]
+    assert names == ["evidence", "model"] and statement["predicate"]["verdict"] == "allow"
+    r = cli(["load", model, "--key", pub, "--policy", HOPPER_POLICY, "--evidence", HOPPER, "--framework", "numpy",
+             "--result", deny, "--result-key", tmp_path / "a.key"])
+    assert r.exit_code == 15
+    assert verify_result(deny.read_bytes(), [appraiser.public_key()])["predicate"]["verdict"] == "deny"
+    r = cli(["load", model, "--key", pub, "--unsafe-skip-attestation", "--result", deny, "--result-key", tmp_path / "a.key"])
+    assert r.exit_code == 2
