@@ -25,6 +25,7 @@ from qsafe.keys import PrivateKey, PublicKey
 
 __all__ = ["EncryptedUpdate", "encrypt_update", "verify_update"]
 
+MAX_UPDATE_BYTES = 1 << 34  # 16 GiB: ~1.6 billion values in bfv-packed
 _HEADER_KEYS = {"format_version", "kind", "scheme", "context_fingerprint", "tensors", "packing",
                 "ciphertext_sha256", "client_key_id", "signature_algorithm", "round", "nonce"}
 
@@ -89,6 +90,8 @@ class EncryptedUpdate:
             FormatError: unreadable or malformed.
         """
         try:
+            if Path(path).stat().st_size > MAX_UPDATE_BYTES:
+                raise FormatError(f"{path} is larger than any update qsafe writes ({MAX_UPDATE_BYTES} bytes)")
             data = Path(path).read_bytes()
         except OSError as exc:
             raise FormatError(f"cannot read update {path}: {exc.strerror}") from exc

@@ -106,3 +106,32 @@ def test_roles_refuse_the_wrong_context(setup: dict, cli: Callable) -> None:
     assert r.exit_code == 16 and "wrong context" in r.stderr and not (d / "x.safetensors").exists()
     r = cli(["fl", "init", "--out", d / "other", "--no-passphrase"])
     assert r.exit_code == 2 and "exists" in r.stderr
+
+
+def test_protected_secret_context_and_client_key(tmp_path: Path, cli: Callable) -> None:
+    """init protects secret.ctx with the passphrase; encrypt unlocks a protected key; decrypt needs it."""
+    pw = tmp_path / "pw"
+    pw.write_text("s3cret passphrase\n")
+    r = cli(["fl", "init", "--out", tmp_path / "ka", "--passphrase-file", pw, "--json"])
+    assert r.exit_code == 0 and r.stderr == "" and json.loads(r.stdout)["protected"] is True
+    assert (tmp_path / "ka" / "secret.ctx").read_bytes().startswith(b"-----BEGIN AGE ENCRYPTED FILE-----")
+    assert cli(["keygen", "--out", tmp_path / "c0", "--passphrase-file", pw]).exit_code == 0
+    assert cli(["keygen", "--out", tmp_path / "c1", "--passphrase-file", pw]).exit_code == 0
+    (tmp_path / "allow.pem").write_bytes((tmp_path / "c0.pub").read_bytes() + (tmp_path / "c1.pub").read_bytes())
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        save_file({"w": rng.uniform(-1, 1, 100).astype(np.float32)}, str(tmp_path / f"u{i}.safetensors"))
+        r = cli(["fl", "encrypt", tmp_path / f"u{i}.safetensors", "--context", tmp_path / "ka" / "public.ctx",
+                 "--key", tmp_path / f"c{i}.key", "--passphrase-file", pw, "--round", 0, "-o", tmp_path / f"u{i}.qfl"])
+        assert r.exit_code == 0 and r.stderr == "", r.stderr
+    r = cli(["fl", "aggregate", tmp_path / "u0.qfl", tmp_path / "u1.qfl", "--context", tmp_path / "ka" / "public.ctx",
+             "--clients", tmp_path / "allow.pem", "--round", 0, "-o", tmp_path / "agg.qfl"])
+    assert r.exit_code == 0, r.stderr
+    bad = tmp_path / "bad"
+    bad.write_text("wrong\n")
+    args = ["fl", "decrypt", tmp_path / "agg.qfl", "--secret", tmp_path / "ka" / "secret.ctx", "-o", tmp_path / "a.st"]
+    r = cli([*args, "--passphrase-file", bad])
+    assert r.exit_code == 4 and "qsafe: error:" in r.stderr and not (tmp_path / "a.st").exists()
+    r = cli([*args, "--passphrase-file", pw])
+    assert r.exit_code == 0 and r.stderr == ""
+    assert load_file(str(tmp_path / "a.st"))["w"].shape == (100,)
