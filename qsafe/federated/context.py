@@ -63,7 +63,7 @@ class HEContext:
         """Make fresh keys for ``scheme``.
 
         Args:
-            scheme: ``"bfv-packed"`` (default; exact sums, 11.5 bytes/value) or ``"ckks"``.
+            scheme: ``"bfv-packed"`` (default; exact sums, ~10 bytes per value on the wire) or ``"ckks"``.
             clip: every client value must satisfy ``|x| <= clip``.
             max_clients: the most updates one aggregate may sum.
             norm_keys: CKKS only: publish relinearization + Galois keys so an encrypted squared norm can be
