@@ -37,10 +37,14 @@ def _round_lines(result: Any) -> list[str]:
 
 
 def _summary_lines(result: Any, reference: Any) -> list[str]:
-    f, r = result.run.final, reference.final
-    lines = [f"  final: accuracy {f.accuracy:.2%} ({(f.accuracy - r.accuracy) * 100:+.2f} points vs attack-free "
-             f"FedAvg {r.accuracy:.2%}); ASR {f.asr:.1%} (floor {r.asr:.1%}); raw ASR {f.raw_asr:.1%} "
-             f"(attack-free {r.raw_asr:.1%})"]
+    f = result.run.final
+    if reference is None:
+        lines = [f"  final: accuracy {f.accuracy:.2%}; ASR {f.asr:.1%}; raw ASR {f.raw_asr:.1%}"]
+    else:
+        r = reference.final
+        lines = [f"  final: accuracy {f.accuracy:.2%} ({(f.accuracy - r.accuracy) * 100:+.2f} points vs attack-free "
+                 f"FedAvg {r.accuracy:.2%}); ASR {f.asr:.1%} (floor {r.asr:.1%}); raw ASR {f.raw_asr:.1%} "
+                 f"(attack-free {r.raw_asr:.1%})"]
     privacy = result.extra.get("privacy")
     if privacy:
         lines.append(f"  privacy: client-level ({privacy['epsilon']:.3g}, {privacy['delta']:g})-DP over "
@@ -48,7 +52,9 @@ def _summary_lines(result: Any, reference: Any) -> list[str]:
                      f"({privacy['method']}); no sampling, trusted aggregator")
     encrypted = result.extra.get("encrypted")
     if encrypted:
-        lines.append("  encrypted: " + ", ".join(f"{k} {v}" for k, v in encrypted.items() if not isinstance(v, dict)))
+        phases = ", ".join(f"{k} {v:.2f} s" for k, v in encrypted["seconds_per_round"].items())
+        lines.append(f"  encrypted ({encrypted['scheme']}): {encrypted['bytes_per_update'] / 1e6:.2f} MB per update; "
+                     f"per round: {phases}")
     return lines
 
 
@@ -112,9 +118,7 @@ def _render(report: Any, opts: dict[str, Any]) -> None:
         click.echo(experiment.matrix_markdown(report))
     else:
         for result in report.results:
-            click.echo("\n".join(_round_lines(result)))
-            if report.reference is not None:
-                click.echo("\n".join(_summary_lines(result, report.reference)))
+            click.echo("\n".join(_round_lines(result) + _summary_lines(result, report.reference)))
     if report.reference is not None and not opts["matrix"]:
         r = report.reference.final
         click.echo(f"attack-free FedAvg (same seed): accuracy {r.accuracy:.2%}, ASR floor {r.asr:.1%}, "
