@@ -71,8 +71,7 @@ def gil_released_by_chacha() -> float:
 
 def _write_plaintext(path: Path, size_mib: int) -> None:
     with open(path, "wb") as handle:
-        for _ in range(size_mib):
-            handle.write(os.urandom(1 << 20))
+        handle.writelines(os.urandom(1 << 20) for _ in range(size_mib))
 
 
 def run(size_mib: int, repeat: int, workdir: Path) -> dict[str, object]:
