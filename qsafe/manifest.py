@@ -25,7 +25,7 @@ from qsafe._hashing.safetensors import (
     read_header,
 )
 from qsafe._hashing.walk import ModelFile, check_resource_path, list_model_files, order_key
-from qsafe.errors import FormatError
+from qsafe.errors import FormatError, InvalidInputError
 from qsafe.hashing import HashingConfig, Progress
 
 __all__ = [
@@ -265,6 +265,7 @@ def hash_model(model: str | Path, config: HashingConfig | None = None, *, progre
                 progress(n, total)
 
     results = _run(jobs, cfg.workers, advance)
+    _check_unchanged(files)
     resources: list[Resource] = []
     tensors: dict[str, SafetensorsDigests] = {}
     for result in results:
@@ -276,6 +277,17 @@ def hash_model(model: str | Path, config: HashingConfig | None = None, *, progre
     serialization = Serialization(method, cfg.algorithm, cfg.allow_symlinks,
                                   cfg.shard_size if method == "shards" else None, cfg.all_ignored())
     return Manifest(name, serialization, tuple(resources), tensors)
+
+
+def _check_unchanged(files: list[ModelFile]) -> None:
+    """Refuse a model whose files changed size while hashed: the digests would describe a prefix of them."""
+    for f in files:
+        try:
+            size = f.path.stat().st_size
+        except OSError:
+            size = -1
+        if size != f.size:
+            raise InvalidInputError(f"{f.path} changed while it was being hashed; hash it again when it is stable")
 
 
 def _resource_key(name: str, method: str) -> tuple[Any, ...]:

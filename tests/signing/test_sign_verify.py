@@ -166,3 +166,46 @@ def test_composite_and_ecdsa_round_trip(model_dir: Path, alg: str) -> None:
     if alg == "ecdsa-p256":
         with pytest.raises(PolicyError):
             qsafe.verify(model_dir, model_dir / "model.sig", [key.public_key()], policy=POLICY)
+
+
+@pytest.mark.parametrize("name", ["../outside.txt", "/etc/hostname", "sub/../../x"])
+def test_signed_bundle_with_escaping_name_is_refused(model_dir: Path, mldsa_key: keys.PrivateKey, name: str) -> None:
+    """Even a correctly signed bundle cannot make the verifier look outside the model."""
+    import hashlib
+
+    from qsafe._labels import DSSE_PAYLOAD_TYPE, MLDSA_CONTEXT_MODEL_BUNDLE
+    from qsafe.bundle import build_bundle, pae
+
+    digest = "00" * 32
+    statement = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "m", "digest": {"sha256": hashlib.sha256(bytes(32)).hexdigest()}}],
+        "predicateType": "https://model_signing/signature/v1.0",
+        "predicate": {"serialization": {"method": "files", "hash_type": "sha256", "allow_symlinks": False},
+                      "resources": [{"name": name, "digest": digest, "algorithm": "sha256"}]},
+    }
+    payload = json.dumps(statement).encode()
+    pub = mldsa_key.public_key()
+    data = build_bundle(payload, mldsa_key.sign(pae(DSSE_PAYLOAD_TYPE, payload), MLDSA_CONTEXT_MODEL_BUNDLE),
+                        hint=pub.model_signing_hint, details=pub.key_details, keyid=pub.key_id)
+    with pytest.raises(FormatError, match="relative POSIX path|component"):
+        qsafe.verify(model_dir, data, [pub], policy=POLICY)
+    with pytest.raises(FormatError):
+        verify_bundle(data, [pub], POLICY)
+
+
+def test_file_growing_during_hashing_is_refused(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from qsafe._hashing import engines
+    from qsafe.errors import InvalidInputError
+
+    original = engines.stream_range
+
+    def grow_then_read(path: Path, *args: object, **kw: object) -> None:
+        if path.name == "config.json":
+            with open(path, "ab") as handle:
+                handle.write(b"appended during hashing")
+        original(path, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engines, "stream_range", grow_then_read)
+    with pytest.raises(InvalidInputError, match="changed while"):
+        hash_model(model_dir, HashingConfig(workers=1))
