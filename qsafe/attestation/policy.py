@@ -104,11 +104,12 @@ def load_policy(path: str | Path) -> Policy:
     return policy_from_json(doc)
 
 
-def _version(text: str) -> tuple[int, ...]:
-    parts = []
-    for part in str(text).split("."):
-        parts.append(int(part) if part.isdigit() else int(part, 16))
-    return tuple(parts)
+def _versions(value: Any, want: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Parse two dotted versions alike: all parts hex when either has a hex letter (VBIOS ``96.00.9F.00.01``),
+    else decimal (drivers ``550.90.07``), so ``10`` and ``0F`` never compare in different bases."""
+    a, b = str(value), str(want)
+    base = 16 if any(c in "abcdefABCDEF" for c in a + b) else 10
+    return tuple(int(p, base) for p in a.split(".")), tuple(int(p, base) for p in b.split("."))
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -140,7 +141,8 @@ def _check(op: str, value: Any, want: Any, at: dt.datetime) -> str | None:
             bad = [v for v in values if v not in want]
             return f"{bad!r} not in the allowlist" if bad else None
         if op == "version_at_least":
-            return None if _version(value) >= _version(want) else f"version {value} is below {want}"
+            have, need = _versions(value, want)
+            return None if have >= need else f"version {value} is below {want}"
         if op in ("at_least", "at_most"):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 return f"{value!r} is not a number"
