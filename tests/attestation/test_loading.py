@@ -218,3 +218,34 @@ def test_cli_load_writes_signed_results(cli, signed, tmp_path: Path) -> None:
     assert verify_result(deny.read_bytes(), [appraiser.public_key()])["predicate"]["verdict"] == "deny"
     r = cli(["load", model, "--key", pub, "--unsafe-skip-attestation", "--result", deny, "--result-key", tmp_path / "a.key"])
     assert r.exit_code == 2
+
+
+@pytest.mark.parametrize("algorithm", ["sha256", "blake2b"])
+def test_manifest_without_tensor_digests_uses_the_file_digest_in_the_same_read(tmp_path: Path, algorithm: str) -> None:
+    from qsafe.hashing import HashingConfig
+
+    model = tmp_path / "m"
+    model.mkdir()
+    save_file({"w": np.arange(12, dtype=np.float32).reshape(3, 4)}, str(model / "model.safetensors"))
+    key = keys.generate()
+    sign(model, key, config=HashingConfig(algorithm=algorithm, tensor_digests=False))
+    loaded = load_model(model, model / "model.sig", [key.public_key()], DEV, evidence=HOPPER, framework="numpy")
+    assert np.array_equal(loaded.tensors["w"], np.arange(12, dtype=np.float32).reshape(3, 4))
+    weights = model / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelMismatchError, match="changed since signing"):
+        load_model(model, model / "model.sig", [key.public_key()], DEV, evidence=HOPPER, framework="numpy")
+
+
+def test_shards_manifest_without_tensor_digests_cannot_be_gated(tmp_path: Path) -> None:
+    from qsafe.hashing import HashingConfig
+
+    model = tmp_path / "m"
+    model.mkdir()
+    save_file({"w": np.zeros(8, dtype=np.float32)}, str(model / "model.safetensors"))
+    key = keys.generate()
+    sign(model, key, config=HashingConfig(method="shards", shard_size=16, tensor_digests=False))
+    with pytest.raises(FormatError, match="checked while loading"):
+        load_model(model, model / "model.sig", [key.public_key()], DEV, evidence=HOPPER, framework="numpy")
