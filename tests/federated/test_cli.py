@@ -135,3 +135,39 @@ def test_protected_secret_context_and_client_key(tmp_path: Path, cli: Callable) 
     r = cli([*args, "--passphrase-file", pw])
     assert r.exit_code == 0 and r.stderr == ""
     assert load_file(str(tmp_path / "a.st"))["w"].shape == (100,)
+
+
+def test_decrypt_error_paths(setup: dict, cli: Callable) -> None:
+    d, pub, secret = setup["dir"], setup["pub"], setup["secret"]
+    assert _encrypt(cli, d, pub, 0).exit_code == 0
+    r = cli(["fl", "aggregate", d / "u0.qfl", "--context", pub, "--clients", d / "clients", "--round", 1,
+             "-o", d / "one.qfl"])
+    assert r.exit_code == 0
+    r = cli(["fl", "decrypt", d / "one.qfl", "--secret", secret, "-o", d / "x.safetensors"])
+    assert r.exit_code == 16 and "fewer than the minimum 2" in r.stderr and not (d / "x.safetensors").exists()
+    r = cli(["fl", "decrypt", d / "one.qfl", "--secret", secret, "--min-clients", 1, "--sum", "-o", d / "x.safetensors"])
+    assert r.exit_code == 0 and r.stderr == "" and (d / "x.safetensors").exists()
+    r = cli(["fl", "decrypt", d / "u0.qfl", "--secret", secret, "-o", d / "y.safetensors"])
+    assert r.exit_code == 3 and "not a federated aggregate" in r.stderr
+    r = cli(["fl", "aggregate", d / "u0.qfl", "--context", pub, "--clients", d / "clients", "--round", 1,
+             "-o", d / "u0.qfl"])
+    assert r.exit_code == 2 and "never overwrites its input" in r.stderr
+
+
+def test_encrypt_refuses_unreadable_update_and_protected_key_without_passphrase(setup: dict, cli: Callable,
+                                                                                 tmp_path: Path) -> None:
+    d, pub = setup["dir"], setup["pub"]
+    (d / "u0.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}......")
+    r = _encrypt(cli, d, pub, 0)
+    assert r.exit_code == 3 and "safetensors" in r.stderr
+    assert cli(["keygen", "--out", tmp_path / "locked", "--passphrase-file", _pw(tmp_path)]).exit_code == 0
+    save_file({"w": np.zeros(3, np.float32)}, str(d / "u1.safetensors"))
+    r = cli(["fl", "encrypt", d / "u1.safetensors", "--context", pub, "--key", tmp_path / "locked.key", "--round", 0,
+             "-o", d / "u1.qfl"], env={"QSAFE_PASSPHRASE": ""})
+    assert r.exit_code == 2 and "passphrase" in r.stderr and not (d / "u1.qfl").exists()
+
+
+def _pw(tmp_path: Path) -> Path:
+    path = tmp_path / "pw"
+    path.write_text("pw for a locked key\n")
+    return path
