@@ -25,6 +25,18 @@ def _is_protected(path: Path) -> bool:
         return is_protected(handle.read(64))
 
 
+def _updates_in(directory: Path) -> list[Path]:
+    """The update files of a directory (other .qfl files, such as aggregates, are skipped)."""
+    from qsafe._labels import FL_UPDATE_MAGIC
+
+    found = []
+    for path in sorted(directory.glob("*.qfl")):
+        with path.open("rb") as handle:
+            if handle.read(len(FL_UPDATE_MAGIC)) == FL_UPDATE_MAGIC:
+                found.append(path)
+    return found
+
+
 def _load_tensors(path: Path) -> dict[str, Any]:
     try:
         from safetensors.numpy import load_file
@@ -153,20 +165,36 @@ def aggregate(updates: tuple[Path, ...], context_path: Path, allowlist: Path, ro
 @click.option("--min-clients", type=click.IntRange(min=1), default=2, show_default=True,
               help="Refuse aggregates of fewer updates (one update's 'average' is that client's update).")
 @click.option("--sum", "as_sum", is_flag=True, help="Write the sum instead of the average.")
+@click.option("--recompute-from", "recompute", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Update files (or directories of .qfl) to re-add and compare before decrypting; needs --clients.")
+@click.option("--clients", "allowlist", type=click.Path(exists=True, path_type=Path),
+              help="Allowed client public keys, for --recompute-from.")
 @_key_passphrase
 @_json_option
 def decrypt(aggregate_path: Path, secret_path: Path, output: Path, min_clients: int, as_sum: bool,
-            passphrase_file: Path | None, as_json: bool) -> None:
-    """Key authority: decrypt the aggregate into the averaged update (same tensor names, shapes, dtypes)."""
+            recompute: tuple[Path, ...], allowlist: Path | None, passphrase_file: Path | None, as_json: bool) -> None:
+    """Key authority: decrypt the aggregate into the averaged update (same tensor names, shapes, dtypes).
+
+    With --recompute-from, the aggregate is first checked to be exactly the sum of the allowlisted, validly signed
+    updates it names (so a dishonest aggregator cannot get a single client's update decrypted).
+    """
     from safetensors.numpy import save
 
-    from qsafe.federated import EncryptedAggregate, HEContext, decrypt_aggregate
+    from qsafe import keys
+    from qsafe.errors import UsageError
+    from qsafe.federated import EncryptedAggregate, HEContext, decrypt_aggregate, verify_aggregate
+
+    if bool(recompute) != (allowlist is not None):
+        raise UsageError("--recompute-from and --clients go together")
 
     passphrase = read_passphrase(passphrase_file) if _is_protected(secret_path) else None
     ctx = HEContext.load(secret_path, passphrase)
     if not ctx.has_secret:
         raise KeyFileError(f"{secret_path} is a public context; decryption needs secret.ctx")
     agg = EncryptedAggregate.from_bytes(aggregate_path.read_bytes())
+    if allowlist is not None:
+        files = [f for p in recompute for f in (_updates_in(p) if p.is_dir() else [p])]
+        verify_aggregate(agg, files, ctx, keys.load_public_keys(allowlist))
     tensors = decrypt_aggregate(agg, ctx, min_clients=min_clients, average=not as_sum)
     data = save(tensors, metadata={"qsafe.fl.round": str(agg.header["round"]), "qsafe.fl.count": str(agg.count),
                                    "qsafe.fl.reduction": "sum" if as_sum else "mean"})
@@ -174,6 +202,7 @@ def decrypt(aggregate_path: Path, secret_path: Path, output: Path, min_clients: 
         out.write(data)
     if as_json:
         emit_json({"output": str(output), "round": agg.header["round"], "count": agg.count,
+                   "recomputed": allowlist is not None,
                    "reduction": "sum" if as_sum else "mean",
                    "error_bound": ctx.params.error_bound(1 if not as_sum else agg.count)
                    if ctx.params.name == "bfv-packed" else None,

@@ -19,6 +19,7 @@ from qsafe.federated.aggregation import (
 )
 from qsafe.federated.context import HEContext, is_protected
 from qsafe.federated.norm import EncryptedNorm, decrypt_squared_norm, encrypted_squared_norm
+from qsafe.federated.recompute import verify_aggregate
 from qsafe.federated.update import EncryptedUpdate, encrypt_update, verify_update
 
 __all__ = [
@@ -35,5 +36,6 @@ __all__ = [
     "encrypted_squared_norm",
     "infer_round",
     "is_protected",
+    "verify_aggregate",
     "verify_update",
 ]

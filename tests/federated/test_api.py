@@ -129,3 +129,26 @@ def test_decrypt_checks_context_count_and_digests(secret_ctx: HEContext, public_
     bad = EncryptedAggregate(agg.header_bytes, agg.header, (agg.ciphertexts[0][:-1] + bytes([agg.ciphertexts[0][-1] ^ 1]),))
     with pytest.raises(IntegrityError):
         decrypt_aggregate(bad, secret_ctx, min_clients=1)
+
+
+def test_key_authority_recomputes_the_aggregate(secret_ctx: HEContext, public_ctx: HEContext,
+                                                client_keys: list[keys.PrivateKey]) -> None:
+    from qsafe.federated import verify_aggregate
+
+    rng = np.random.default_rng(21)
+    ups = [encrypt_update(make_update(rng), public_ctx, k, 6) for k in client_keys[:3]]
+    allow = [k.public_key() for k in client_keys]
+    honest = aggregate(ups, public_ctx, allow, 6).aggregate
+    assert honest is not None
+    verify_aggregate(honest, list(reversed(ups)) + [ups[0]], secret_ctx, allow)  # order and extras do not matter
+    with pytest.raises(HEMismatchError, match="were not given"):
+        verify_aggregate(honest, ups[:2], secret_ctx, allow)
+    # A dishonest aggregator passes one client's ciphertexts off as the sum of three.
+    lone = aggregate(ups[:1], public_ctx, allow, 6).aggregate
+    assert lone is not None
+    forged_header = {**lone.header, "count": 3, "contributors": honest.header["contributors"]}
+    forged = EncryptedAggregate(lone.header_bytes, forged_header, lone.ciphertexts)
+    with pytest.raises(HEMismatchError, match="not the sum"):
+        verify_aggregate(forged, ups, secret_ctx, allow)
+    with pytest.raises(HEMismatchError, match="refuses"):
+        verify_aggregate(honest, ups, secret_ctx, allow[1:])

@@ -49,9 +49,11 @@ def test_one_round_three_clients(setup: dict, cli: Callable) -> None:
     r = cli(["fl", "aggregate", *(d / f"u{i}.qfl" for i in range(3)), "--context", pub,
              "--clients", d / "clients", "--round", 1, "-o", d / "agg.qfl"])
     assert (r.exit_code, r.stderr, r.stdout) == (0, "", "")
-    r = cli(["fl", "decrypt", d / "agg.qfl", "--secret", setup["secret"], "-o", d / "avg.safetensors", "--json"])
+    r = cli(["fl", "decrypt", d / "agg.qfl", "--secret", setup["secret"], "-o", d / "avg.safetensors", "--json",
+             "--recompute-from", d, "--clients", d / "clients"])
     assert r.exit_code == 0 and r.stderr == ""
     report = json.loads(r.stdout)
+    assert report["recomputed"] is True
     out = load_file(str(d / "avg.safetensors"))
     assert set(out) == set(setup["plain"][0])
     for name, t in setup["plain"][0].items():
@@ -145,6 +147,9 @@ def test_decrypt_error_paths(setup: dict, cli: Callable) -> None:
     assert r.exit_code == 0
     r = cli(["fl", "decrypt", d / "one.qfl", "--secret", secret, "-o", d / "x.safetensors"])
     assert r.exit_code == 16 and "fewer than the minimum 2" in r.stderr and not (d / "x.safetensors").exists()
+    r = cli(["fl", "decrypt", d / "one.qfl", "--secret", secret, "--min-clients", 1, "-o", d / "x.safetensors",
+             "--recompute-from", d / "u0.qfl"])
+    assert r.exit_code == 2 and "go together" in r.stderr
     r = cli(["fl", "decrypt", d / "one.qfl", "--secret", secret, "--min-clients", 1, "--sum", "-o", d / "x.safetensors"])
     assert r.exit_code == 0 and r.stderr == "" and (d / "x.safetensors").exists()
     r = cli(["fl", "decrypt", d / "u0.qfl", "--secret", secret, "-o", d / "y.safetensors"])
