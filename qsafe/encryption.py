@@ -194,7 +194,7 @@ def decrypt(
     extract: str | os.PathLike[str] | None = None,
     identities: Sequence[str] = (),
     identity_files: Sequence[str | os.PathLike[str]] = (),
-    passphrase: bytes | None = None,
+    passphrase: PassphraseSource = None,
     identity_passphrase: PassphraseSource = None,
     max_work_factor: int = MAX_WORK_FACTOR,
     progress: Callable[[int], None] | None = None,
@@ -209,7 +209,7 @@ def decrypt(
             entries that would land outside it, links and special files are refused.
         identities: identity strings.
         identity_files: identity files (possibly passphrase-protected age files).
-        passphrase: for passphrase-encrypted (scrypt) files.
+        passphrase: for passphrase-encrypted (scrypt) files: bytes, or a callable asked only if the file is one.
         identity_passphrase: bytes or callable for protected identity files.
         max_work_factor: refuse scrypt files demanding more work.
         progress: called with the number of plaintext bytes after each chunk.

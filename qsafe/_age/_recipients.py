@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -185,9 +186,13 @@ class ScryptRecipient:
 
 @dataclass(frozen=True)
 class ScryptIdentity:
-    """A passphrase identity, with the most work it accepts (a hostile file must not cost hours)."""
+    """A passphrase identity, with the most work it accepts (a hostile file must not cost hours).
 
-    passphrase: bytes
+    ``passphrase`` may be a callable: it is asked only when the file really has a well-formed scrypt stanza
+    (the CLI prompts only for passphrase-encrypted files).
+    """
+
+    passphrase: bytes | Callable[[], bytes]
     max_work_factor: int = MAX_WORK_FACTOR
 
     def unwrap(self, stanza: Stanza) -> bytes | None:
@@ -204,4 +209,5 @@ class ScryptIdentity:
         if work_factor > self.max_work_factor:
             raise FormatError(f"the scrypt work factor {work_factor} exceeds the maximum {self.max_work_factor}")
         _check_body(stanza, "scrypt")
-        return _open(_scrypt_key(self.passphrase, salt, work_factor), stanza.body)
+        passphrase = self.passphrase() if callable(self.passphrase) else self.passphrase
+        return _open(_scrypt_key(passphrase, salt, work_factor), stanza.body)

@@ -10,7 +10,7 @@ from typing import BinaryIO
 import click
 
 from qsafe.cli._common import progress, read_passphrase
-from qsafe.errors import UsageError
+from qsafe.errors import IntegrityError, NoIdentityMatchedError, UsageError
 
 _IN = click.argument("input", required=False, type=click.Path(path_type=Path, allow_dash=True))
 _OUT = click.option("-o", "--output", type=click.Path(path_type=Path, allow_dash=True),
@@ -96,10 +96,21 @@ def decrypt(identity_files: tuple[Path, ...], passphrase_file: Path | None, extr
 
     if extract_dir is not None and output is not None:
         raise UsageError("--extract and -o are exclusive")
-    ask: Callable[[], bytes] = lambda: read_passphrase(passphrase_file, prompt="Passphrase for the identity file")
-    passphrase = None if identity_files else read_passphrase(passphrase_file)
+    ask_identity: Callable[[], bytes] = lambda: read_passphrase(passphrase_file,
+                                                                prompt="Passphrase for the identity file")
+    ask_file: Callable[[], bytes] = lambda: read_passphrase(passphrase_file)
     source = _source(input)
     target = None if extract_dir is not None else _target(output, binary=True)
-    with progress(_size(source), "decrypting") as advance:
-        decrypt_file(source, target, extract=extract_dir, identity_files=identity_files, passphrase=passphrase,
-                     identity_passphrase=ask, progress=advance)
+    try:
+        with progress(_size(source), "decrypting") as advance:
+            decrypt_file(source, target, extract=extract_dir, identity_files=identity_files,
+                         passphrase=None if identity_files else ask_file, identity_passphrase=ask_identity,
+                         progress=advance)
+    except NoIdentityMatchedError as err:
+        if not identity_files:
+            err.hint = "the file is encrypted to recipients, not a passphrase: pass -i IDENTITY_FILE"
+        raise
+    except IntegrityError as err:
+        if target is not None and not isinstance(target, Path):
+            err.hint = "the authenticated part already written to standard output must be discarded"
+        raise

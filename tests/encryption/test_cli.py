@@ -128,3 +128,25 @@ def test_directory_mode(cli: Callable, tmp_path: Path, keys: dict) -> None:
     assert (tmp_path / "out" / "config.json").read_text() == "{}"
     again = cli(["decrypt", "-i", key, "--extract", tmp_path / "out", tmp_path / "m.age"])
     assert again.exit_code == 2  # the folder exists and is not empty: never merged into
+
+
+def test_no_identity_for_recipient_file_asks_for_no_passphrase(cli: Callable, keys: dict) -> None:
+    enc = cli(["encrypt", "-r", keys["x25519"][1]], input=b"data")
+    res = cli(["decrypt"], input=enc.stdout_bytes)  # no -i, no passphrase source, no terminal
+    assert res.exit_code == 13 and "pass -i IDENTITY_FILE" in res.stderr
+
+
+def test_passphrase_file_needed_but_missing_exit_2(cli: Callable) -> None:
+    enc = cli(["encrypt", "-p", "--work-factor", "10"], input=b"data", env={"QSAFE_PASSPHRASE": "pw"})
+    res = cli(["decrypt"], input=enc.stdout_bytes, env={"QSAFE_PASSPHRASE": ""})
+    assert res.exit_code == 2 and "passphrase" in res.stderr
+
+
+def test_tampered_to_stdout_says_to_discard(cli: Callable, keys: dict) -> None:
+    key, rcpt = keys["x25519"]
+    enc = cli(["encrypt", "-r", rcpt], input=PLAIN)
+    data = bytearray(enc.stdout_bytes)
+    data[-10] ^= 1
+    res = cli(["decrypt", "-i", key], input=bytes(data))
+    assert res.exit_code == 14 and "discarded" in res.stderr
+    assert PLAIN.startswith(res.stdout_bytes) and len(res.stdout_bytes) < len(PLAIN)
