@@ -189,3 +189,44 @@ def test_signed_result_round_trip_and_tamper(hopper) -> None:
         verify_result(signed, [keys.generate().public_key()])
     with pytest.raises(FormatError):
         verify_result(b"{}", [key.public_key()])
+
+
+def test_snp_debug_report_denied_naming_the_bit() -> None:
+    import base64
+
+    from qsafe.attestation.recorded import import_recorded
+
+    from .conftest import RECORDED
+
+    ev = import_recorded("sev-snp", [RECORDED / "go-sev-guest/attestation.bin", RECORDED / "go-sev-guest/vcek.testcer",
+                                     RECORDED / "go-sev-guest/milan.testcer"],
+                         collected_at=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc))
+    report_data = base64.b64decode(ev.items[0]["report"])[0x50:0x90]
+    result = appraise(ev, policy("amd-sev-snp"), at=dt.datetime(2024, 1, 1, 0, 1, tzinfo=dt.timezone.utc),
+                      nonce=report_data)
+    names = [f.split(":")[0] for f in result.failed]
+    assert "snp[0].policy.debug" in names and "snp[0].reported_tcb.snp" in names  # SNP SVN 5 < 8
+    assert not any(n.endswith((".signature", ".cert_chain")) for n in names)  # the report itself is genuine
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "files"),
+    [
+        ("hopper-h100", "nvidia-report", ["nvtrust/hopperAttestationReport.txt", "nvtrust/hopperCertChain.txt"]),
+        ("hopper-8gpu-ppcie", "nvidia-json", ["nvtrust/ppcie_gpu_evidence.json"]),
+        ("blackwell-rtxpro6000", "nvidia-report",
+         ["trustee/blackwellAttestationReport.txt", "trustee/blackwell_cert_chain_case1.txt"]),
+        ("sev-snp-milan", "sev-snp", ["trustee/test-report.bin", "trustee/test-vcek.der", "go-sev-guest/milan.testcer"]),
+        ("tdx", "tdx", ["dcap-qvl/tdx_quote", "dcap-qvl/tdx_quote_collateral.json"]),
+    ],
+)
+def test_committed_evidence_is_the_recorded_bytes(name: str, kind: str, files: list[str]) -> None:
+    from qsafe.attestation.recorded import import_recorded
+
+    from .conftest import RECORDED
+
+    committed = evidence(name)
+    fresh = import_recorded(kind, [RECORDED / f for f in files], collected_at=committed.collected_at)
+    strip = [{k: v for k, v in item.items() if k != "provenance"} for item in committed.items]
+    assert strip == fresh.items
+    assert all("provenance" in item for item in committed.items)
