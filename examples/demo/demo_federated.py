@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _qsafe(*args: object, expect: int = 0) -> str:
+    print("$ qsafe " + " ".join(map(str, args)), flush=True)
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run([sys.executable, "-m", "qsafe", *map(str, args)], capture_output=True, text=True, env=env, check=False)
     if proc.returncode != expect:
@@ -35,7 +36,7 @@ def run(workdir: Path) -> None:
     (d / "clients").mkdir(parents=True)
     (d / "pw").write_text("demo passphrase\n")
     fingerprint = _qsafe("fl", "init", "--out", d / "ka", "--passphrase-file", d / "pw").split()[0]
-    print(f"key authority: public context {fingerprint[:23]}…, secret context passphrase-protected")
+    print(f"  key authority: public context {fingerprint[:23]}…, secret context passphrase-protected")
     rng = np.random.default_rng(2026)
     updates = []
     for i in range(3):
@@ -47,17 +48,20 @@ def run(workdir: Path) -> None:
         report = json.loads(_qsafe("fl", "encrypt", d / f"update{i}.safetensors", "--context", d / "ka" / "public.ctx",
                                    "--key", d / "clients" / f"client{i}.key", "--passphrase-file", d / "pw",
                                    "--round", 1, "-o", d / f"update{i}.qfl", "--json"))
-        print(f"client {i}: {report['values']} values -> {report['bytes']} bytes "
+        print(f"  client {i}: {report['values']} values -> {report['bytes']} bytes "
               f"({report['bytes_per_value']:.2f} B/value), signed by {report['client_key_id'][:23]}…")
     qfls = [d / f"update{i}.qfl" for i in range(3)]
     report = json.loads(_qsafe("fl", "aggregate", *qfls, qfls[0], "--context", d / "ka" / "public.ctx",
                                "--clients", d / "clients", "--round", 1, "-o", d / "agg.qfl", "--json", expect=16))
     if report["count"] != 3 or len(report["refused"]) != 1 or "replay" not in report["refused"][0]["reason"]:
         raise RuntimeError(f"unexpected aggregation report: {report}")
-    print(f"aggregator: summed {report['count']} updates without the secret; refused the replayed copy "
+    print(f"  aggregator: summed {report['count']} updates without the secret; refused the replayed copy "
           f"({report['refused'][0]['reason'][:40]}…, exit 16)")
     report = json.loads(_qsafe("fl", "decrypt", d / "agg.qfl", "--secret", d / "ka" / "secret.ctx",
-                               "--passphrase-file", d / "pw", "-o", d / "average.safetensors", "--json"))
+                               "--passphrase-file", d / "pw", "--recompute-from", d, "--clients", d / "clients",
+                               "-o", d / "average.safetensors", "--json"))
+    if not report["recomputed"]:
+        raise RuntimeError("the key authority did not recompute the aggregate")
     average = load_file(str(d / "average.safetensors"))
     worst = 0.0
     for name, tensor in updates[0].items():
@@ -67,5 +71,5 @@ def run(workdir: Path) -> None:
         worst = max(worst, float(np.abs(average[name] - expected).max()))
     if worst > report["error_bound"] + 1e-7:  # + float32 rounding of the output
         raise RuntimeError(f"average off by {worst}, bound {report['error_bound']}")
-    print(f"key authority: decrypted the average of {report['count']}; max error {worst:.2e} "
+    print(f"  key authority: re-added the 3 signed updates, matched the aggregate, decrypted the average; max error {worst:.2e} "
           f"<= bound {report['error_bound']:.2e} (clip / 2^18)")
