@@ -91,6 +91,10 @@ def encrypted_squared_norm(update: EncryptedUpdate, context: HEContext) -> Encry
 def decrypt_squared_norm(norm: EncryptedNorm, context: HEContext) -> float:
     """Decrypt an encrypted squared norm (key authority).
 
+    The value carries CKKS approximation noise. Exact CKKS decryptions handed back to whoever chose the
+    ciphertexts can leak the secret key (Li & Micciancio 2021, IND-CPA^D): release only a coarsened value (rounded
+    well above the noise, or noise-flooded), or only the accept/reject verdict.
+
     Raises:
         KeyFileError: ``context`` is public.
         HEMismatchError: the norm was computed under another context.
