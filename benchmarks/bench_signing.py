@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from safetensors.numpy import save_file
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this checkout's qsafe, installed or not
 CACHE = REPO / "benchmarks" / ".cache"
 PY = sys.executable
 MODEL_SIGNING = str(Path(PY).with_name("model_signing"))
