@@ -133,7 +133,8 @@ def _freshness(results: list[ItemResult], policy: Policy, nonce: bytes | None, b
             failed.append(f"{res.label}.freshness: evidence nonce/report data {value.hex()[:16]}... is not fresh: {what}")
         modes.append(mode or "failed")
     if not modes:
-        if UNSAFE_REPLAY not in policy.accept:
+        if UNSAFE_REPLAY not in policy.accept and not any(r.signed and r.failed for r in results):
+            # (when a signed item failed verification, that failure is already named)
             failed.append("evidence.freshness: no signed evidence can show freshness")
         modes = ["replayed" if UNSAFE_REPLAY in policy.accept else "none"]
     order = ["failed", "none", "replayed", "challenge", "binding"]
@@ -168,9 +169,12 @@ def _evaluate(results: list[ItemResult], evidence: Evidence, policy: Policy, at:
         else:
             matching = [r for r in results if r.prefix == prefix and not r.failed]
             targets = [(f"{r.label}.{name}", *_lookup(r, name)) for r in matching] or [(key, False, None)]
+        unverified = [r.label for r in results if r.prefix == prefix and r.failed]
         for label, present, value in targets:
             if not present:
-                failed.append(f"{label}: missing claim (a missing claim denies)")
+                why = f"not established ({', '.join(unverified)} did not verify)" if unverified and not \
+                    any(r.prefix == prefix and not r.failed for r in results) else "missing claim (a missing claim denies)"
+                failed.append(f"{label}: {why}")
                 continue
             seen[label] = value
             reason = evaluate_rule(value, rule, at)
