@@ -79,6 +79,10 @@ class EncryptedAggregate:
                 and len(box.blobs) == chunks and isinstance(h["round"], int)
                 and all(len(b) == params.ciphertext_bytes for b in box.blobs)):
             raise FormatError("the aggregate's count, contributors or ciphertexts are inconsistent")
+        if not all(isinstance(c, dict) and set(c) == {"client_key_id", "nonce", "update_sha256"}
+                   and all(isinstance(v, str) for v in c.values()) for c in h["contributors"]) \
+                or not all(isinstance(d, str) and len(d) == 64 for d in h["ciphertext_sha256"]):
+            raise FormatError("the aggregate's contributor list or digests are malformed")
         return cls(box.header_bytes, h, box.blobs)
 
 

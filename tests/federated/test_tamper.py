@@ -112,3 +112,25 @@ def test_signed_ciphertext_with_out_of_range_coefficients_is_refused() -> None:
     result = aggregate([EncryptedUpdate.from_bytes(forged.to_bytes())], public, [key.public_key()], 0)
     assert result.aggregate is None
     assert isinstance(result.refused[0].error, HEMismatchError) and "outside its modulus" in result.refused[0].reason
+
+
+@pytest.mark.parametrize("change", [
+    {"contributors": [{"client_key_id": 1, "nonce": "x", "update_sha256": "y"}]},
+    {"contributors": ["not a dict"]},
+    {"count": 2},
+    {"ciphertext_sha256": ["00"]},
+    {"kind": "update"},
+    {"scheme": {"name": "bfv-packed"}},
+    {"tensors": []},
+])
+def test_malformed_aggregate_headers_are_format_errors(change: dict) -> None:
+    from qsafe._he import container
+    from qsafe._labels import FL_AGGREGATE_MAGIC
+
+    _, public, key, wire = _world()
+    agg = aggregate([EncryptedUpdate.from_bytes(wire)], public, [key.public_key()], 0).aggregate
+    assert agg is not None
+    header = {**agg.header, **change}
+    data = container.encode(FL_AGGREGATE_MAGIC, container.canonical_json(header), agg.ciphertexts)
+    with pytest.raises(FormatError):
+        EncryptedAggregate.from_bytes(data)
