@@ -54,9 +54,17 @@ def write_age(
     """Encrypt everything read from ``src`` to ``recipients`` and write the age file to ``dst``."""
     check_recipients(recipients)
     file_key = os.urandom(FILE_KEY_SIZE)
+    stanzas = [r.wrap(file_key) for r in recipients]
+    _write_from_parts(src, dst, stanzas, file_key, new_nonce(), armor=armor, advance=advance)
+
+
+def _write_from_parts(
+    src: BinaryIO, dst: BinaryIO, stanzas: list[Stanza], file_key: bytes, nonce: bytes, *, armor: bool = False,
+    advance: Callable[[int], None] | None = None,
+) -> None:
+    # Deterministic seam: known-answer tests re-create CCTV files from their file key, stanzas and nonce.
     out: BinaryIO | ArmorWriter = ArmorWriter(dst) if armor else dst
-    out.write(encode_header([r.wrap(file_key) for r in recipients], file_key))
-    nonce = new_nonce()
+    out.write(encode_header(stanzas, file_key))
     out.write(nonce)
     seal_to(src, payload_key(file_key, nonce), out.write, advance=advance)
     if isinstance(out, ArmorWriter):
