@@ -143,7 +143,7 @@ def verify(
     result = verify_bundle_signer(signature, keys, policy)
     expected = result.manifest
     root = Path(model)
-    ignore = list(expected.serialization.ignore_paths)
+    ignore = [p.rstrip("/") for p in expected.serialization.ignore_paths]
     sig_rel = _signature_inside(signature, root)
     if sig_rel is not None:
         ignore.append(sig_rel)
