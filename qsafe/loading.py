@@ -164,7 +164,7 @@ def load_model(
     Raises:
         SignatureError / PolicyError / FormatError: the signature does not verify or is refused.
         AttestationError: the evidence does not satisfy the policy (every failed claim named).
-        UnavailableError: ``collect`` on a machine without the device.
+        UnavailableError: ``collect`` on a machine without the device, or ``device`` absent.
         ModelMismatchError: a loaded tensor or header differs from the signed manifest.
         UsageError: neither evidence nor collect given (and attestation not skipped).
     """
@@ -172,8 +172,12 @@ def load_model(
     from qsafe.verifying import verify_bundle_signer
 
     chosen = _framework(framework)
-    if device and device != "cpu" and chosen != "torch":
-        raise UsageError(f"device {device} needs torch tensors (framework='torch')")
+    if device and device != "cpu":
+        if chosen != "torch":
+            raise UsageError(f"device {device} needs torch tensors (framework='torch')")
+        from qsafe._attest.tensorload import check_device
+
+        check_device(device)
     signed = verify_bundle_signer(signature, keys, signature_policy or VerificationPolicy())
     manifest = signed.manifest
     model_digest = "sha256:" + manifest.root_digest

@@ -15,10 +15,17 @@ from typing import Any
 
 from qsafe._hashing.engines import Hasher, new_hasher
 from qsafe._hashing.safetensors import TensorDigester, TensorInfo, read_header
-from qsafe.errors import FormatError, InvalidInputError, MissingDependencyError, ModelMismatchError
+from qsafe.errors import (
+    FormatError,
+    InvalidInputError,
+    MissingDependencyError,
+    ModelMismatchError,
+    UnavailableError,
+    UsageError,
+)
 from qsafe.manifest import SafetensorsDigests
 
-__all__ = ["NUMPY_DTYPES", "read_verified", "to_arrays"]
+__all__ = ["NUMPY_DTYPES", "check_device", "read_verified", "to_arrays"]
 
 # Each 1 MiB chunk is hashed right after it is copied, while it is still in cache: measured on this machine,
 # copy + hash this way costs what a bare SHA-256 pass over the file costs (hashing whole tensors later, or on
@@ -146,6 +153,26 @@ def _check_header(path: Path, raw: bytes, tensors: tuple[TensorInfo, ...], expec
     if signed != found:  # unreachable unless the header digest collides; kept as a plain check
         raise ModelMismatchError(f"{path.name}: tensor names, dtypes or shapes differ from the signed manifest",
                                  changed=[path.name])
+
+
+def check_device(device: str) -> None:
+    """Fail early (before any byte is read) when a torch device is malformed or absent.
+
+    Raises:
+        UsageError: not a torch device string.
+        UnavailableError: a CUDA device on a machine where torch sees none.
+        MissingDependencyError: torch is not installed.
+    """
+    try:
+        import torch
+    except ImportError as exc:
+        raise MissingDependencyError("loading onto a device needs torch: pip install 'qsafe[torch]'") from exc
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise UsageError(f"not a torch device: {device!r}") from exc
+    if parsed.type == "cuda" and (not torch.cuda.is_available() or (parsed.index or 0) >= torch.cuda.device_count()):
+        raise UnavailableError(f"device {device} is not available (torch sees {torch.cuda.device_count()} CUDA devices)")
 
 
 def to_arrays(pairs: list[tuple[TensorInfo, Any]], framework: str, device: str | None) -> dict[str, Any]:

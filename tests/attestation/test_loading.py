@@ -249,3 +249,15 @@ def test_shards_manifest_without_tensor_digests_cannot_be_gated(tmp_path: Path) 
     sign(model, key, config=HashingConfig(method="shards", shard_size=16, tensor_digests=False))
     with pytest.raises(FormatError, match="checked while loading"):
         load_model(model, model / "model.sig", [key.public_key()], DEV, evidence=HOPPER, framework="numpy")
+
+
+def test_absent_cuda_device_is_unavailable_before_reading(signed, monkeypatch: pytest.MonkeyPatch) -> None:
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    model, pub, _ = signed
+    with pytest.raises(UnavailableError, match="cuda:0"):
+        load_model(model, model / "model.sig", pub, DEV, evidence=HOPPER, device="cuda:0")
+    with pytest.raises(UsageError):
+        load_model(model, model / "model.sig", pub, DEV, evidence=HOPPER, device="cuda:0", framework="numpy")
+    with pytest.raises(UsageError):
+        load_model(model, model / "model.sig", pub, DEV, evidence=HOPPER, device="no-such-device")
