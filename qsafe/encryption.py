@@ -131,6 +131,11 @@ def _reader(source: PathOrFile) -> Iterator[BinaryIO]:
 @contextlib.contextmanager
 def _writer(target: PathOrFile, source: PathOrFile, *, mode: int = 0o644) -> Iterator[BinaryIO]:
     if isinstance(target, (str, os.PathLike)):
+        path = Path(target)
+        if path.is_dir():
+            raise UsageError(f"the output {path} is a directory", hint="give a file name with -o")
+        if not path.absolute().parent.is_dir():
+            raise UsageError(f"the output's folder {path.absolute().parent} does not exist")
         inputs = (Path(source),) if isinstance(source, (str, os.PathLike)) else ()
         with atomic_output(target, inputs=inputs, mode=mode) as handle:
             yield handle

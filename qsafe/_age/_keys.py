@@ -31,7 +31,10 @@ def parse_recipient(text: str) -> Recipient:
     text = text.strip()
     if text != text.lower():
         raise KeyFileError(f"recipient {text[:16]}… must be lower case")
-    hrp, data = _bech32.decode(text)
+    try:
+        hrp, data = _bech32.decode(text)
+    except KeyFileError as err:
+        raise KeyFileError(f"invalid age recipient {text[:16]}…: {err}") from None
     if hrp == RECIPIENT_HRP and len(data) == 32:
         return X25519Recipient(data)
     if hrp == HYBRID_RECIPIENT_HRP and len(data) == HYBRID_PUBLIC_SIZE:
@@ -49,7 +52,10 @@ def parse_identity(text: str) -> Identity:
     text = text.strip()
     if text != text.upper():
         raise KeyFileError("an age identity must be upper case")
-    hrp, data = _bech32.decode(text)
+    try:
+        hrp, data = _bech32.decode(text)
+    except KeyFileError as err:
+        raise KeyFileError(f"invalid age identity: {err}") from None
     if hrp == IDENTITY_HRP and len(data) == 32:
         return X25519Identity(data)
     if hrp == HYBRID_IDENTITY_HRP and len(data) == 32:

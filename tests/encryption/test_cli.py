@@ -150,3 +150,13 @@ def test_tampered_to_stdout_says_to_discard(cli: Callable, keys: dict) -> None:
     res = cli(["decrypt", "-i", key], input=bytes(data))
     assert res.exit_code == 14 and "discarded" in res.stderr
     assert PLAIN.startswith(res.stdout_bytes) and len(res.stdout_bytes) < len(PLAIN)
+
+
+def test_output_errors_are_clean(cli: Callable, tmp_path: Path, keys: dict) -> None:
+    (tmp_path / "p").write_bytes(b"x")
+    (tmp_path / "d").mkdir()
+    for out in (tmp_path / "d", tmp_path / "missing" / "x.age"):
+        res = cli(["encrypt", "-r", keys["x25519"][1], "-o", out, tmp_path / "p"])
+        assert res.exit_code == 2 and res.stderr.startswith("qsafe: error: ")
+    bad = cli(["encrypt", "-r", "age1notarecipient", "-o", tmp_path / "o", tmp_path / "p"])
+    assert bad.exit_code == 4 and "invalid age recipient age1notarecipien" in bad.stderr
