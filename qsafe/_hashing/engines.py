@@ -65,7 +65,11 @@ def stream_range(
     """
     buf = bytearray(min(READ_CHUNK, max(end - start, 1)))
     view = memoryview(buf)
-    with open(path, "rb", buffering=0) as handle:
+    try:
+        handle = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with handle:
         if start:
             handle.seek(start)
         remaining = end - start

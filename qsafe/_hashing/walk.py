@@ -72,7 +72,10 @@ def list_model_files(
     ignored = tuple(check_resource_path(p, what="ignore path") for p in ignore_paths)
     if model.is_symlink() and not allow_symlinks:
         raise InvalidInputError(f"{model} is a symlink; pass --allow-symlinks to follow it")
-    st = model.stat()
+    try:
+        st = model.stat()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read model {model}: {exc.strerror or exc}") from None
     if stat.S_ISREG(st.st_mode):
         return [ModelFile(".", model, st.st_size)]
     if not stat.S_ISDIR(st.st_mode):

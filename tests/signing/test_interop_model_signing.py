@@ -101,3 +101,11 @@ def test_model_signing_root_digest_matches(ms_signed: tuple[Path, Path], tmp_pat
     ours = qsafe.manifest.hash_model(model, qsafe.hashing.HashingConfig(ignore_paths=("model.sig",)))
     assert ours.root_digest == signed.root_digest
     assert [r.name for r in ours.resources] == [r.name for r in signed.resources]
+
+
+def test_inspect_model_signing_bundle(ms_signed: tuple[Path, Path], cli: object) -> None:
+    model, _ = ms_signed
+    r = cli(["inspect", model / "model.sig", "--json"])  # type: ignore[operator]
+    data = json.loads(r.stdout)
+    assert r.exit_code == 0 and data["signer"]["algorithm"] is None and data["verified"] is False
+    assert data["serialization"]["method"] == "files" and "model.sig" in data["serialization"]["ignore_paths"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -209,3 +210,14 @@ def test_file_growing_during_hashing_is_refused(model_dir: Path, monkeypatch: py
     monkeypatch.setattr(engines, "stream_range", grow_then_read)
     with pytest.raises(InvalidInputError, match="changed while"):
         hash_model(model_dir, HashingConfig(workers=1))
+
+
+def test_missing_or_unreadable_model_is_a_clear_error(model_dir: Path, mldsa_key: keys.PrivateKey) -> None:
+    from qsafe.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="cannot read model"):
+        hash_model(model_dir / "absent")
+    if os.geteuid() != 0:  # root reads anything
+        (model_dir / "config.json").chmod(0)
+        with pytest.raises(InvalidInputError, match="cannot read"):
+            hash_model(model_dir)
