@@ -122,6 +122,14 @@ def _pump(src: BinaryIO, write: Write, in_size: int, out_size: int,
         return done
 
     ring[0].size = _fill(src, ring[0].src)
+    if ring[0].size < in_size:  # the whole payload fits one batch: no threads for small files
+        done = work(0, ring[0], True)
+        if advance is not None:
+            advance(ring[0].size)
+        write(memoryview(ring[0].dst)[: done.length])
+        if done.error is not None:
+            raise done.error
+        return done
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="qsafe-age") as pool:
         try:
             index = 0

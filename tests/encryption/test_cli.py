@@ -62,7 +62,10 @@ def test_tampered_exit_14_and_no_output(cli: Callable, tmp_path: Path, keys: dic
     pos = data.index(b"\n--- ") + 5 if offset == "mac" else int(offset)
     if offset == 20:  # inside the stanza's enc: a different ciphertext is simply not ours (no match)
         pos = data.index(b"mlkem768x25519 ") + 40
-    data[pos] = data[pos] ^ 0x01 if offset != "mac" else (ord("B") if data[pos] == ord("A") else ord("A"))
+    if offset in ("mac", 20):  # stay inside the base64 alphabet: a different value, not a malformed line
+        data[pos] = ord("B") if data[pos] == ord("A") else ord("A")
+    else:
+        data[pos] ^= 0x01
     (tmp_path / "c.age").write_bytes(bytes(data))
     res = cli(["decrypt", "-i", key, "-o", tmp_path / "out", tmp_path / "c.age"])
     assert res.exit_code == (13 if offset == 20 else 14), res.stderr

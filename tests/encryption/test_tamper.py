@@ -137,3 +137,11 @@ def test_drop_middle_chunk_and_duplicate_chunk() -> None:
     chunks = [payload[k : k + CT_CHUNK] for k in range(0, len(payload), CT_CHUNK)]
     _expect(SEALED[:start] + chunks[0] + chunks[2], (IntegrityError,))
     _expect(SEALED[:start] + chunks[0] + chunks[0] + chunks[1] + chunks[2], (IntegrityError,))
+
+
+@FAST
+@given(tail=st.binary(max_size=400), prefix=st.sampled_from([b"", b"age-encryption.org/v1\n", b"age-encryption.org/v1\n-> X25519 ",
+                                                              b"-----BEGIN AGE ENCRYPTED FILE-----\n"]))
+def test_garbage_only_raises_qsafe_errors(prefix: bytes, tail: bytes) -> None:
+    released, err = _open(prefix + tail)
+    assert released == b"" and err is not None  # never decrypts, never crashes with a foreign exception
