@@ -111,9 +111,13 @@ def _b64(value: Any, what: str) -> bytes:
     if not isinstance(value, str) or not value:
         raise FormatError(f"bundle {what} must be a non-empty base64 string")
     try:
-        return base64.b64decode(value, validate=True)
+        raw = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise FormatError(f"bundle {what} is not valid base64") from None
+    # Canonical form only: otherwise unused bits of the last character could change without changing the bytes.
+    if base64.b64encode(raw).decode("ascii") != value:
+        raise FormatError(f"bundle {what} is not canonical base64")
+    return raw
 
 
 def _obj(value: Any, what: str, allowed: frozenset[str] | None = None) -> dict[str, Any]:

@@ -138,3 +138,18 @@ def test_model_byte_tamper_names_file_and_tensor(tmp_path_factory: pytest.TempPa
             assert exc.value.changed_tensors[rel] == hit
         else:  # a header byte: the header is named, or it no longer parses, or tensors moved
             assert exc.value.changed_tensors[rel]
+
+
+def test_non_canonical_base64_is_format_error(signed: tuple[Path, bytes, keys.PublicKey]) -> None:
+    """'...A=' and '...B=' decode to the same bytes; only the canonical spelling is accepted."""
+    model, bundle, pub = signed
+    doc = json.loads(bundle)
+    sig = doc["dsseEnvelope"]["signatures"][0]["sig"]
+    body = sig.rstrip("=")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    last = alphabet.index(body[-1])
+    twin = body[:-1] + alphabet[last ^ 1] + sig[len(body):]
+    assert base64.b64decode(twin) == base64.b64decode(sig)  # ML-DSA-44: 2420 bytes, 2 unused bits at the end
+    doc["dsseEnvelope"]["signatures"][0]["sig"] = twin
+    with pytest.raises(FormatError, match="canonical"):
+        _verify_bytes(model, json.dumps(doc).encode(), pub)
