@@ -81,9 +81,12 @@ def test_suite_is_complete() -> None:
                                                  "payload failure", "armor failure"}
 
 
-@pytest.mark.parametrize("parallel", [True, False], ids=["pipeline", "sequential"])
+@pytest.mark.parametrize("mode", ["pipeline", "pipeline-threads", "sequential"])
 @pytest.mark.parametrize("path", all_vectors(), ids=lambda p: p.name)
-def test_cctv_vector(path: Path, parallel: bool) -> None:
+def test_cctv_vector(path: Path, mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if mode == "pipeline-threads":  # one chunk per batch: every multi-chunk vector runs on the thread pool
+        monkeypatch.setattr("qsafe._age._pipeline.BATCH", 1)
+    parallel = mode != "sequential"
     vec = load(path)
     released, err = run_vector(vec, parallel)
     if vec.expect == "success":
