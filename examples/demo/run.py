@@ -16,7 +16,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 # Each step is a module in this folder with `run(workdir: Path) -> None`; it raises on any unexpected outcome.
-STEPS = ["demo_keys", "demo_signing", "demo_federated", "demo_attestation", "demo_encryption"]
+STEPS = ["demo_keys", "demo_signing", "demo_federated", "demo_attestation", "demo_encryption", "demo_backdoor"]
 
 
 def main() -> int:

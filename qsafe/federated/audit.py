@@ -97,8 +97,8 @@ class AuditSummary:
 def _fail(number: int, record: dict[str, Any] | None, what: str) -> AuditLogError:
     where = f"record {number}"
     if record is not None and "round" in record:
-        where += f" (round {record['round']}, {record.get('type')}" + (
-            f" client {record['client']})" if "client" in record else ")")
+        what_record = f"client {record['client']}" if "client" in record else str(record.get("type"))
+        where += f" (round {record['round']}, {what_record})"
     return AuditLogError(f"{where}: {what}")
 
 

@@ -65,13 +65,13 @@ def _edit_record(number: int, **changes: object) -> Callable[[list[bytes]], list
 
 def test_changed_client_record_is_named(log: Path, signer: PrivateKey) -> None:
     rewrite(log, _edit_record(8, weight=0.9))  # round 2, client 1 (records: 1 header, 2-5, 6 head, 7-10)
-    with pytest.raises(AuditLogError, match=r"^record 8 \(round 2, client client 1\): hash chain broken"):
+    with pytest.raises(AuditLogError, match=r"^record 8 \(round 2, client 1\): hash chain broken"):
         verify_audit_log(log, signer.public_key())
 
 
 def test_removed_record_names_the_one_before_the_gap(log: Path, signer: PrivateKey) -> None:
     rewrite(log, lambda ls: ls[:3] + ls[4:])
-    with pytest.raises(AuditLogError, match=r"^record 3 \(round 1, client client 1\): hash chain broken"):
+    with pytest.raises(AuditLogError, match=r"^record 3 \(round 1, client 1\): hash chain broken"):
         verify_audit_log(log, signer.public_key())
 
 
@@ -111,7 +111,7 @@ def test_other_key_is_refused(log: Path) -> None:
 
 def test_reserialised_record_is_refused(log: Path, signer: PrivateKey) -> None:
     rewrite(log, lambda ls: [ls[0]] + [json.dumps(json.loads(ls[1]), indent=1).replace("\n", "").encode()] + ls[2:])
-    with pytest.raises(AuditLogError, match=r"^record 2 \(round 1, client client 0\)"):
+    with pytest.raises(AuditLogError, match=r"^record 2 \(round 1, client 0\)"):
         verify_audit_log(log, signer.public_key())
 
 
@@ -135,5 +135,5 @@ def test_cli_verify(cli: Callable[..., object], log: Path, signer: PrivateKey, t
     rewrite(log, _edit_record(4, norm=0.1))
     bad = cli(["fl", "audit", "verify", str(log), "--key", str(pub)])
     assert bad.exit_code == 17  # type: ignore[attr-defined]
-    assert bad.stderr.startswith("qsafe: error: record 4 (round 1, client client 2)")  # type: ignore[attr-defined]
+    assert bad.stderr.startswith("qsafe: error: record 4 (round 1, client 2)")  # type: ignore[attr-defined]
     assert "qsafe: hint:" in bad.stderr and bad.stdout == ""  # type: ignore[attr-defined]
