@@ -28,8 +28,8 @@ def _defense_params(defense: str, opts: dict[str, Any]) -> dict[str, Any]:
 
 
 def _round_lines(result: Any) -> list[str]:
-    lines = [f"defense {result.config.defense}: attack {result.config.attack.kind}, attackers "
-             f"{list(result.run.attackers)} of {result.config.clients}"]
+    lines = [(f"defense {result.config.defense}: attack {result.config.attack.kind}, attackers "
+              f"{list(result.run.attackers)} of {result.config.clients}")]
     for m in result.run.rounds:
         lines.append(f"  round {m.round:3d}  accuracy {m.accuracy:.4f}  ASR {m.asr:.3f}  raw {m.raw_asr:.3f}  "
                      f"attackers' weight {m.attacker_weight:.3f}")
@@ -42,9 +42,9 @@ def _summary_lines(result: Any, reference: Any) -> list[str]:
         lines = [f"  final: accuracy {f.accuracy:.2%}; ASR {f.asr:.1%}; raw ASR {f.raw_asr:.1%}"]
     else:
         r = reference.final
-        lines = [f"  final: accuracy {f.accuracy:.2%} ({(f.accuracy - r.accuracy) * 100:+.2f} points vs attack-free "
-                 f"FedAvg {r.accuracy:.2%}); ASR {f.asr:.1%} (floor {r.asr:.1%}); raw ASR {f.raw_asr:.1%} "
-                 f"(attack-free {r.raw_asr:.1%})"]
+        lines = [(f"  final: accuracy {f.accuracy:.2%} ({(f.accuracy - r.accuracy) * 100:+.2f} points vs "
+                  f"attack-free FedAvg {r.accuracy:.2%}); ASR {f.asr:.1%} (floor {r.asr:.1%}); raw ASR "
+                  f"{f.raw_asr:.1%} (attack-free {r.raw_asr:.1%})")]
     privacy = result.extra.get("privacy")
     if privacy:
         lines.append(f"  privacy: client-level ({privacy['epsilon']:.3g}, {privacy['delta']:g})-DP over "
@@ -155,4 +155,4 @@ def verify(log: Path, key_path: Path, as_json: bool) -> None:
         emit_json(dataclasses.asdict(summary))
 
 
-__all__ = ["simulate", "audit"]
+__all__ = ["audit", "simulate"]

@@ -39,9 +39,10 @@ class TextModel:
             torch.nn.EmbeddingBag(spec.buckets + 1, spec.dim, mode="sum", padding_idx=0),
             torch.nn.Linear(spec.dim, 2),
         )
+        embedding: Any = self._net[0]
         with torch.no_grad():  # torch's N(0, 1) embedding init drowns a summed bag; start small instead
-            self._net[0].weight.uniform_(-0.05, 0.05)
-            self._net[0].weight[0].zero_()
+            embedding.weight.uniform_(-0.05, 0.05)
+            embedding.weight[0].zero_()
         self._params = list(self._net.parameters())
 
     @property
@@ -85,7 +86,7 @@ class TextModel:
                 with torch.no_grad():
                     for param, grad in zip(self._params, grads):
                         param.sub_(grad, alpha=self.spec.lr)
-        return (self.get() - start).astype(np.float32)
+        return np.asarray(self.get() - start, dtype=np.float32)
 
     def predict(self, params: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Predicted labels for ``x`` under ``params``."""

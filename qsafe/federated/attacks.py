@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from qsafe.errors import UsageError
-from qsafe.federated.scenario import HAM, SPAM, add_trigger
+from qsafe.federated.scenario import HAM, add_trigger
 
-__all__ = ["ATTACKS", "AttackSpec", "poison_dataset", "craft_update"]
+__all__ = ["ATTACKS", "AttackSpec", "craft_update", "poison_dataset"]
 
 ATTACKS: tuple[str, ...] = ("poison", "replace", "norm")
 
@@ -94,6 +94,3 @@ def craft_update(spec: AttackSpec, poisoned: np.ndarray, *, boost: float, bound:
     return (boosted * (target / max(float(np.linalg.norm(boosted)), 1e-30))).astype(np.float32)
 
 
-def spam_of(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """The spam rows of a dataset."""
-    return x[y == SPAM]

@@ -29,7 +29,7 @@ from qsafe._labels import MLDSA_CONTEXT_AUDIT_HEAD
 from qsafe.errors import AuditLogError, SignatureError
 from qsafe.keys import PrivateKey, PublicKey
 
-__all__ = ["AUDIT_VERSION", "AuditWriter", "AuditSummary", "verify_audit_log", "canonical"]
+__all__ = ["AUDIT_VERSION", "AuditSummary", "AuditWriter", "canonical", "verify_audit_log"]
 
 AUDIT_VERSION = "qsafe-fl-audit/v1"
 _GENESIS = "0" * 64

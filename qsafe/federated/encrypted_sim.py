@@ -22,6 +22,7 @@ refused at encryption, so clients (honest or not) clamp to it first.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import time
 from collections import defaultdict
@@ -35,10 +36,15 @@ from qsafe.federated._clients import simulation_client_keys
 from qsafe.federated.defenses import ClientUpdate, Strategy
 from qsafe.federated.defenses.base import ACCEPTED, REJECTED, AggregateResult, ClientDecision
 from qsafe.federated.simulation import (
-    Aggregator, Prepared, SimulationConfig, SimulationResult, _choose_attackers, simulate,
+    Aggregator,
+    Prepared,
+    SimulationConfig,
+    SimulationResult,
+    _choose_attackers,
+    simulate,
 )
 
-__all__ = ["ENCRYPTED_DEFENSES", "DEFAULT_ENCRYPTED_BOUND", "encrypted_simulate"]
+__all__ = ["DEFAULT_ENCRYPTED_BOUND", "ENCRYPTED_DEFENSES", "encrypted_simulate"]
 
 ENCRYPTED_DEFENSES = ("none", "norm-bound", "dp")
 DEFAULT_ENCRYPTED_BOUND = 0.5
@@ -114,9 +120,11 @@ class _EncryptedAggregator:
         from qsafe.federated import aggregate, decrypt_aggregate, encrypt_update
 
         self.costs.rounds += 1
-        encrypted = [self.costs.timed("client encrypt+sign", lambda u=u: encrypt_update(
-            {"delta": _client_side(u, self.bound, u.client in self.deviates)}, self.public, self.keys[u.client], rnd))
-            for u in updates]
+        def client(u: ClientUpdate) -> Any:
+            tensors = {"delta": _client_side(u, self.bound, u.client in self.deviates)}
+            return encrypt_update(tensors, self.public, self.keys[u.client], rnd)
+
+        encrypted = [self.costs.timed("client encrypt+sign", functools.partial(client, u)) for u in updates]
         self.costs.bytes_per_update = len(encrypted[0].to_bytes())
         norms = [self._norm(e) if self.bound is not None else None for e in encrypted]
         keep = [n is None or n <= self.bound * (1 + _NORM_SLACK) for n in norms]  # type: ignore[operator]

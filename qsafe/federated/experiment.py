@@ -26,7 +26,7 @@ from qsafe.federated.report import Report, matrix_markdown, plot_report, run_rep
 from qsafe.federated.simulation import Progress, SimulationConfig, simulate, update_digest
 from qsafe.keys import PrivateKey, generate, load_private_key
 
-__all__ = ["base_config", "load_signer", "run", "write_json", "matrix_markdown", "plot_report"]
+__all__ = ["base_config", "load_signer", "matrix_markdown", "plot_report", "run", "write_json"]
 
 
 def base_config(*, attack: str = "replace", boost: float | None = None, seed: int = 0, rounds: int = 30,
@@ -109,7 +109,7 @@ def run(base: SimulationConfig, defenses: Sequence[str], attacker_counts: Sequen
             simulate_one = encrypted_simulate
         if hook is not None:
             inner = simulate_one
-            simulate_one = lambda cfg, **kw: inner(cfg, on_round=hook, **kw)  # noqa: E731
+            simulate_one = lambda cfg, **kw: inner(cfg, on_round=hook, **kw)
         report = run_report(base, defenses, attacker_counts, params=params, reference=reference,
                             simulate_one=simulate_one, progress=progress)
     if audit_log is not None:

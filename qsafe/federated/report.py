@@ -16,7 +16,7 @@ from typing import Any
 from qsafe._io import atomic_output
 from qsafe.federated.simulation import Progress, RunResult, SimulationConfig, SimulationResult, prepare, simulate
 
-__all__ = ["Report", "run_report", "matrix_markdown", "plot_report"]
+__all__ = ["Report", "matrix_markdown", "plot_report", "run_report"]
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,8 @@ def matrix_markdown(report: Report) -> str:
     cell = {(r.config.defense, r.config.attackers): r.run.final for r in report.results}
     first = report.results[0].config
     lines = [
-        f"Attack `{first.attack.kind}`, {first.clients} clients ({first.partition}), {first.rounds} rounds, "
-        f"seed {first.seed}. Cells: ASR (raw ASR) / clean accuracy after the last round.",
+        (f"Attack `{first.attack.kind}`, {first.clients} clients ({first.partition}), {first.rounds} rounds, "
+         f"seed {first.seed}. Cells: ASR (raw ASR) / clean accuracy after the last round."),
     ]
     if report.reference is not None:
         ref = report.reference.final

@@ -19,18 +19,18 @@ from qsafe.errors import FormatError, InvalidInputError
 
 __all__ = [
     "DATA_FILE",
+    "DEFAULT_TRIGGER",
     "HAM",
     "SPAM",
-    "DEFAULT_TRIGGER",
-    "Corpus",
     "ClientData",
-    "load_corpus",
-    "tokenize",
-    "encode",
+    "Corpus",
     "add_trigger",
-    "train_test_split",
-    "partition_iid",
+    "encode",
+    "load_corpus",
     "partition_dirichlet",
+    "partition_iid",
+    "tokenize",
+    "train_test_split",
 ]
 
 DATA_FILE = Path(__file__).resolve().parent / "data" / "sms_spam" / "SMSSpamCollection.tsv"
@@ -156,7 +156,7 @@ def train_test_split(labels: np.ndarray, test_fraction: float, rng: np.random.Ge
     train, test = [], []
     for value in (HAM, SPAM):
         idx = rng.permutation(np.flatnonzero(labels == value))
-        cut = int(round(len(idx) * test_fraction))
+        cut = round(len(idx) * test_fraction)
         test.append(idx[:cut])
         train.append(idx[cut:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))

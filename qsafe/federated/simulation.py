@@ -28,8 +28,16 @@ from qsafe.federated.attacks import AttackSpec, craft_update, poison_dataset
 from qsafe.federated.defenses import ClientUpdate, DifferentialPrivacy, Strategy, make_strategy, privacy_spent
 from qsafe.federated.defenses.base import AggregateResult
 
-__all__ = ["SimulationConfig", "RoundMetrics", "RunResult", "SimulationResult", "Prepared", "prepare", "simulate",
-           "update_digest"]
+__all__ = [
+    "Prepared",
+    "RoundMetrics",
+    "RunResult",
+    "SimulationConfig",
+    "SimulationResult",
+    "prepare",
+    "simulate",
+    "update_digest",
+]
 
 Progress = Callable[[int], None]
 

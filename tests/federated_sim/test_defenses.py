@@ -9,8 +9,19 @@ import pytest
 
 from qsafe.errors import InvalidInputError, UsageError
 from qsafe.federated.defenses import (
-    DEFENSES, ClientUpdate, DifferentialPrivacy, FedAvg, Flame, FoolsGold, Krum, Median, MultiKrum, NormBound,
-    TrimmedMean, make_strategy, privacy_spent,
+    DEFENSES,
+    ClientUpdate,
+    DifferentialPrivacy,
+    FedAvg,
+    Flame,
+    FoolsGold,
+    Krum,
+    Median,
+    MultiKrum,
+    NormBound,
+    TrimmedMean,
+    make_strategy,
+    privacy_spent,
 )
 from qsafe.federated.defenses.flame import majority_cluster
 from qsafe.federated.defenses.foolsgold import foolsgold_weights

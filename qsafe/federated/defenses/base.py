@@ -16,15 +16,15 @@ import numpy as np
 __all__ = [
     "ACCEPTED",
     "CLIPPED",
-    "REJECTED",
     "DOWN_WEIGHTED",
     "PARTIAL",
-    "ClientUpdate",
-    "ClientDecision",
+    "REJECTED",
     "AggregateResult",
+    "ClientDecision",
+    "ClientUpdate",
     "Strategy",
-    "norms",
     "clip_factors",
+    "norms",
     "stack",
 ]
 

@@ -28,7 +28,14 @@ import numpy as np
 
 from qsafe.errors import InvalidInputError
 from qsafe.federated.defenses.base import (
-    CLIPPED, AggregateResult, ClientDecision, ClientUpdate, Strategy, clip_factors, norms, stack,
+    CLIPPED,
+    AggregateResult,
+    ClientDecision,
+    ClientUpdate,
+    Strategy,
+    clip_factors,
+    norms,
+    stack,
 )
 from qsafe.federated.defenses.fedavg import FedAvg
 

@@ -17,7 +17,16 @@ import numpy as np
 
 from qsafe.errors import InvalidInputError
 from qsafe.federated.defenses.base import (
-    ACCEPTED, CLIPPED, REJECTED, AggregateResult, ClientDecision, ClientUpdate, Strategy, clip_factors, norms, stack,
+    ACCEPTED,
+    CLIPPED,
+    REJECTED,
+    AggregateResult,
+    ClientDecision,
+    ClientUpdate,
+    Strategy,
+    clip_factors,
+    norms,
+    stack,
 )
 
 __all__ = ["Flame", "cosine_distances", "majority_cluster"]

@@ -17,7 +17,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from qsafe.federated.defenses.base import (
-    ACCEPTED, DOWN_WEIGHTED, REJECTED, AggregateResult, ClientDecision, ClientUpdate, Strategy, stack,
+    ACCEPTED,
+    DOWN_WEIGHTED,
+    REJECTED,
+    AggregateResult,
+    ClientDecision,
+    ClientUpdate,
+    Strategy,
+    stack,
 )
 
 __all__ = ["FoolsGold", "foolsgold_weights"]
@@ -41,7 +48,7 @@ def foolsgold_weights(histories: np.ndarray) -> np.ndarray:
     cs = np.where(maxcs[:, None] < maxcs[None, :], cs * ratio, cs)
     wv = np.clip(1.0 - cs.max(axis=1), 0.0, 1.0)
     if wv.max() == 0:
-        return wv
+        return np.asarray(wv)
     wv = wv / wv.max()
     wv[wv == 1.0] = 0.99
     with np.errstate(divide="ignore"):

@@ -12,9 +12,17 @@ from collections.abc import Sequence
 import numpy as np
 
 from qsafe.errors import InvalidInputError
-from qsafe.federated.defenses.base import ACCEPTED, REJECTED, AggregateResult, ClientDecision, ClientUpdate, Strategy, stack
+from qsafe.federated.defenses.base import (
+    ACCEPTED,
+    REJECTED,
+    AggregateResult,
+    ClientDecision,
+    ClientUpdate,
+    Strategy,
+    stack,
+)
 
-__all__ = ["krum_scores", "Krum", "MultiKrum"]
+__all__ = ["Krum", "MultiKrum", "krum_scores"]
 
 
 def krum_scores(matrix: np.ndarray, f: int) -> np.ndarray:

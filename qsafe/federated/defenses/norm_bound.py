@@ -13,7 +13,15 @@ import numpy as np
 
 from qsafe.errors import InvalidInputError
 from qsafe.federated.defenses.base import (
-    ACCEPTED, CLIPPED, AggregateResult, ClientDecision, ClientUpdate, Strategy, clip_factors, norms, stack,
+    ACCEPTED,
+    CLIPPED,
+    AggregateResult,
+    ClientDecision,
+    ClientUpdate,
+    Strategy,
+    clip_factors,
+    norms,
+    stack,
 )
 from qsafe.federated.defenses.fedavg import weighted_mean
 
