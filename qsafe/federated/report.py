@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from qsafe._io import atomic_output
-from qsafe.federated.simulation import Progress, RunResult, SimulationConfig, SimulationResult, prepare, simulate
+from qsafe.errors import FormatError
+from qsafe.federated._model import ModelSpec
+from qsafe.federated.attacks import AttackSpec
+from qsafe.federated.simulation import (
+    Progress, RoundMetrics, RunResult, SimulationConfig, SimulationResult, prepare, simulate,
+)
 
 __all__ = ["Report", "matrix_markdown", "plot_report", "run_report"]
 
@@ -63,6 +68,32 @@ def run_report(base: SimulationConfig, defenses: Sequence[str], attacker_counts:
     return Report(tuple(results), results[0].reference)
 
 
+def _run_from_json(data: dict[str, Any]) -> RunResult:
+    return RunResult(data["defense"], tuple(data["attackers"]), tuple(RoundMetrics(**m) for m in data["rounds"]))
+
+
+def report_from_json(data: dict[str, Any]) -> Report:
+    """Rebuild a report from what :meth:`Report.to_json` wrote (to re-plot or re-tabulate without re-running).
+
+    Raises:
+        FormatError: not a ``qsafe-fl-sim/v1`` document.
+    """
+    if not isinstance(data, dict) or data.get("version") != "qsafe-fl-sim/v1":
+        raise FormatError("not a qsafe-fl-sim/v1 results file")
+    try:
+        results = []
+        for run in data["runs"]:
+            cfg = dict(run["config"])
+            cfg["attack"], cfg["model"] = AttackSpec(**cfg["attack"]), ModelSpec(**cfg["model"])
+            results.append(SimulationResult(SimulationConfig(**cfg), _run_from_json(run), None, run["parameters"],
+                                            run["train_size"], run["test_size"], run["seconds"],
+                                            {k: run[k] for k in ("privacy", "encrypted") if k in run}))
+        reference = _run_from_json(data["reference"]) if data.get("reference") else None
+    except (KeyError, TypeError) as exc:
+        raise FormatError(f"malformed results file: {exc}") from exc
+    return Report(tuple(results), reference)
+
+
 def matrix_markdown(report: Report) -> str:
     """The defenses x attackers table: final ASR (raw ASR) and clean accuracy per cell, as Markdown."""
     counts = sorted({r.config.attackers for r in report.results})
@@ -98,10 +129,12 @@ def plot_report(report: Report, path: str | Path) -> None:
     matplotlib.use("Agg")  # no display needed, and never a GUI backend from a library call
     import matplotlib.pyplot as plt
 
-    fig, (ax_acc, ax_asr) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=90)
-    several_counts = len({r.config.attackers for r in report.results}) > 1
-    for result in report.results:
-        label = result.config.defense + (f" ({result.config.attackers} att.)" if several_counts else "")
+    fig, (ax_acc, ax_asr) = plt.subplots(1, 2, figsize=(12, 4.2), dpi=90)
+    counts = sorted({r.config.attackers for r in report.results})
+    # one line per defense: with several attacker counts (a matrix), draw the default count (2) or the first
+    shown = 2 if 2 in counts else counts[0]
+    for result in (r for r in report.results if r.config.attackers == shown):
+        label = result.config.defense
         rounds = [m.round for m in result.run.rounds]
         ax_acc.plot(rounds, [m.accuracy for m in result.run.rounds], label=label, linewidth=1.2)
         ax_asr.plot(rounds, [m.asr for m in result.run.rounds], label=label, linewidth=1.2)
@@ -111,11 +144,11 @@ def plot_report(report: Report, path: str | Path) -> None:
         ax_asr.plot(ref_rounds, [m.asr for m in report.reference.rounds], "k--", label="attack-free FedAvg")
     first = report.results[0].config
     ax_acc.set(title="clean accuracy", xlabel="round", ylim=(0.85, 1.0))
-    ax_asr.set(title=f"attack success rate ({first.attack.kind}, {first.attackers} of {first.clients})",
+    ax_asr.set(title=f"attack success rate ({first.attack.kind}, {shown} of {first.clients} attackers)",
                xlabel="round", ylim=(-0.02, 1.02))
     for ax in (ax_acc, ax_asr):
         ax.grid(alpha=0.3)
-    ax_asr.legend(fontsize=7, loc="center right")
+    ax_asr.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
