@@ -149,3 +149,19 @@ def test_typage_file_for_someone_else_is_no_match() -> None:
     sealed = _typage("encrypt", "-r", theirs["recipient"], data=b"secret")
     with pytest.raises(NoIdentityMatchedError):
         _qsafe_decrypt(sealed, identities=[generate_identity()[0]])
+
+
+@needs_age
+def test_age_decrypts_an_encrypted_directory_to_a_standard_tar(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    (model / "sub").mkdir(parents=True)
+    (model / "config.json").write_text("{}")
+    (model / "sub" / "w.bin").write_bytes(os.urandom(70000))
+    identity, recipient = generate_identity("x25519")
+    (tmp_path / "k").write_text(identity_file_text(identity, recipient))
+    qsafe.encrypt(model, tmp_path / "m.age", recipients=[recipient])
+    tar = _run(["age", "-d", "-i", str(tmp_path / "k"), str(tmp_path / "m.age")], b"")
+    (tmp_path / "out").mkdir()
+    _run(["tar", "-x", "-C", str(tmp_path / "out")], tar)
+    assert (tmp_path / "out" / "sub" / "w.bin").read_bytes() == (model / "sub" / "w.bin").read_bytes()
+    assert _run(["tar", "-t"], tar).decode().split() == ["config.json", "sub/", "sub/w.bin"]
