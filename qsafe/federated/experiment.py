@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from qsafe._io import atomic_output
+from qsafe.errors import UsageError
 from qsafe.federated import scenario as sc
 from qsafe.federated._clients import simulation_client_keys
 from qsafe.federated.attacks import AttackSpec
@@ -99,6 +100,14 @@ def run(base: SimulationConfig, defenses: Sequence[str], attacker_counts: Sequen
     Returns:
         The report; ``audit_public_key`` names the public key file when one was written.
     """
+    if encrypt:
+        from qsafe.federated.encrypted_sim import ENCRYPTED_DEFENSES
+
+        blind = [d for d in defenses if d not in ENCRYPTED_DEFENSES]
+        if blind:
+            raise UsageError(f"--encrypt supports the defenses {', '.join(ENCRYPTED_DEFENSES)}; "
+                             f"{', '.join(blind)} need to read individual updates",
+                             hint="see docs/federated_backdoor.md for which defenses can run blind and how")
     config = dataclasses.replace(base, defense=defenses[0], attackers=attacker_counts[0],
                                  defense_params=params.get(defenses[0], {}))
     with _audit(config, audit_log, signer) as (hook, pub):

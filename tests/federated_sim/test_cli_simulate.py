@@ -50,3 +50,21 @@ def test_attack_succeeds_undefended_and_multi_krum_cuts_it() -> None:
     assert defended.run.final.asr <= max(0.05, undefended.reference.final.asr + 0.02)
     assert abs(defended.run.final.accuracy - undefended.reference.final.accuracy) <= 0.01
     assert defended.run.final.attacker_weight == 0.0
+
+
+def test_encrypt_refuses_defenses_that_must_read_updates(cli: Callable[..., Any]) -> None:
+    result = cli(["fl", "simulate", "--encrypt", "--defense", "none", "--defense", "median", "--rounds", "1"])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "median need to read individual updates" in result.stderr
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers() -> None:
+    from qsafe.federated.simulation import SimulationConfig, simulate
+
+    def run(seed: int) -> list[tuple[float, float, float]]:
+        result = simulate(SimulationConfig(clients=6, rounds=2, seed=seed, defense="median"), reference=False)
+        return [(m.accuracy, m.asr, m.raw_asr) for m in result.run.rounds]
+
+    first = run(5)
+    assert run(5) == first
+    assert run(6) != first
