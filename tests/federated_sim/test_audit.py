@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from qsafe.errors import AuditLogError
 from qsafe.federated.audit import AuditWriter, canonical, verify_audit_log
@@ -137,3 +139,28 @@ def test_cli_verify(cli: Callable[..., object], log: Path, signer: PrivateKey, t
     assert bad.exit_code == 17  # type: ignore[attr-defined]
     assert bad.stderr.startswith("qsafe: error: record 4 (round 1, client 2)")  # type: ignore[attr-defined]
     assert "qsafe: hint:" in bad.stderr and bad.stdout == ""  # type: ignore[attr-defined]
+
+
+def _small_log(signer: PrivateKey) -> bytes:
+    stream = io.BytesIO()
+    writer = AuditWriter(stream, signer, {"defense": "median"})
+    for rnd in (1, 2):
+        writer.round(rnd, [entry(rnd, c) for c in range(2)], f"sha256:{rnd:064x}")
+    return stream.getvalue()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_flipped_byte_or_appended_line_is_refused(data: st.DataObject, signer: PrivateKey,
+                                                      tmp_path: Path) -> None:
+    original = _small_log(signer)
+    if data.draw(st.booleans(), label="flip"):
+        pos = data.draw(st.integers(0, len(original) - 1), label="position")
+        bit = data.draw(st.integers(0, 7), label="bit")
+        tampered = original[:pos] + bytes([original[pos] ^ (1 << bit)]) + original[pos + 1:]
+    else:
+        tampered = original + data.draw(st.binary(min_size=1, max_size=40), label="appended") + b"\n"
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(tampered)
+    with pytest.raises(AuditLogError, match=r"^(record \d+|.*empty)"):
+        verify_audit_log(path, signer.public_key())
