@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from qsafe._io import atomic_output
-from qsafe.errors import UsageError
+from qsafe.errors import KeyFileError, UsageError
 from qsafe.federated import scenario as sc
 from qsafe.federated._clients import simulation_client_keys
 from qsafe.federated.attacks import AttackSpec
@@ -43,11 +43,19 @@ def base_config(*, attack: str = "replace", boost: float | None = None, seed: in
 
 
 def load_signer(path: Path, passphrase: Callable[[], bytes]) -> PrivateKey:
-    """Load the aggregator's signing key; ``passphrase`` is asked only for a protected key file."""
+    """Load the aggregator's signing key; ``passphrase`` is asked only for a protected key file.
+
+    Raises:
+        KeyFileError: unreadable key, or not a post-quantum (ML-DSA) key.
+        WrongPassphraseError: the passphrase does not open it.
+    """
     data = path.read_bytes()
-    if data.lstrip().startswith(b"-----BEGIN PRIVATE KEY-----"):
-        return load_private_key(path)
-    return load_private_key(path, passphrase())
+    key = load_private_key(path) if data.lstrip().startswith(b"-----BEGIN PRIVATE KEY-----") \
+        else load_private_key(path, passphrase())
+    if not key.public_key().post_quantum:
+        raise KeyFileError(f"{key.algorithm} is not post-quantum: audit round heads are signed with ML-DSA",
+                           hint="make the aggregator key with qsafe keygen (ML-DSA-65 by default)")
+    return key
 
 
 def _audit_hook(writer: AuditWriter, keys: list[PrivateKey]) -> Callable[..., None]:

@@ -68,3 +68,20 @@ def test_same_seed_same_numbers_other_seed_other_numbers() -> None:
     first = run(5)
     assert run(5) == first
     assert run(6) != first
+
+
+def test_audit_key_from_keygen(cli: Callable[..., Any], tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text("correct horse\n")
+    assert cli(["keygen", "--out", tmp_path / "agg", "--passphrase-file", tmp_path / "pw"]).exit_code == 0
+    log = tmp_path / "audit.jsonl"
+    run = cli(["fl", "simulate", "--clients", "6", "--rounds", "1", "--no-reference", "--audit-log", log,
+               "--audit-key", tmp_path / "agg.key", "--passphrase-file", tmp_path / "pw"])
+    assert run.exit_code == 0, run.stderr
+    assert not (tmp_path / "audit.jsonl.pub").exists()
+    ok = cli(["fl", "audit", "verify", log, "--key", tmp_path / "agg.pub"])
+    assert (ok.exit_code, ok.stderr) == (0, "")
+    assert cli(["keygen", "--alg", "ecdsa-p256", "--out", tmp_path / "ec", "--no-passphrase"]).exit_code == 0
+    classical = cli(["fl", "simulate", "--rounds", "1", "--audit-log", tmp_path / "b.jsonl",
+                     "--audit-key", tmp_path / "ec.key"])
+    assert classical.exit_code == 4 and "not post-quantum" in classical.stderr
+    assert not (tmp_path / "b.jsonl").exists()
