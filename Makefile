@@ -24,10 +24,10 @@ demo: $(STAMP)
 	$(PY) examples/demo/run.py
 
 test: $(STAMP) peers
-	$(PY) -m pytest -q -n 2 -m "not slow"
+	QSAFE_REQUIRE_PEERS=1 $(PY) -m pytest -q -n 2 -m "not slow"
 
 test-slow: $(STAMP) peers
-	@rc=0; $(PY) -m pytest -q -n 2 -m slow || rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
+	@rc=0; QSAFE_REQUIRE_PEERS=1 $(PY) -m pytest -q -n 2 -m slow || rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
 test-all: test test-slow
 

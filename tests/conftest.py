@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,3 +33,17 @@ def cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., CliResult]:
         return CliResult(result.exit_code, result.stdout, result.stderr, result.stdout_bytes)
 
     return run
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Under ``QSAFE_REQUIRE_PEERS=1`` (set by ``make test``), a skipped test fails.
+
+    Interop tests skip on a machine without a peer (age, the npm package, openssl); in CI every peer is installed,
+    so a skip there would hide a missing feature or a broken install step.
+    """
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.skipped and os.environ.get("QSAFE_REQUIRE_PEERS") == "1":
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but QSAFE_REQUIRE_PEERS=1 requires every peer: {report.longrepr}"
