@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from qsafe.errors import OutputExistsError
+from qsafe.errors import OutputExistsError, UsageError
 
-__all__ = ["atomic_output", "refuse_same_file"]
+__all__ = ["atomic_output", "check_writable", "refuse_same_file"]
 
 
 def refuse_same_file(output: Path, *inputs: Path) -> None:
@@ -28,6 +28,22 @@ def refuse_same_file(output: Path, *inputs: Path) -> None:
                 raise OutputExistsError(f"output {output} is the input {inp}; qsafe never overwrites its input")
         except OSError:
             continue
+
+
+def check_writable(target: Path) -> None:
+    """Refuse, before any work, an output path that cannot become a file.
+
+    Raises:
+        OutputExistsError: ``target`` is an existing directory.
+        UsageError: the folder that would hold ``target`` does not exist or is not a directory.
+    """
+    if target.is_dir():
+        raise OutputExistsError(f"output {target} is a directory", hint="name a file to write, not a directory")
+    directory = target.parent if str(target.parent) else Path(".")
+    if not directory.is_dir():
+        what = "is not a directory" if directory.exists() else "does not exist"
+        raise UsageError(f"cannot write {target}: the folder {directory} {what}",
+                         hint="create the folder first, or choose another output path")
 
 
 @contextlib.contextmanager
@@ -46,14 +62,20 @@ def atomic_output(
         A binary file object to write to.
 
     Raises:
-        OutputExistsError: ``path`` is one of ``inputs``, or exists and ``overwrite`` is False.
+        OutputExistsError: ``path`` is one of ``inputs``, is a directory, or exists and ``overwrite`` is False.
+        UsageError: the output folder does not exist or cannot be written.
     """
     target = Path(path)
     refuse_same_file(target, *inputs)
     if not overwrite and target.exists():
         raise OutputExistsError(f"{target} exists")
+    check_writable(target)
     directory = target.parent if str(target.parent) else Path(".")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".qsafe-tmp", dir=directory)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".qsafe-tmp", dir=directory)
+    except OSError as exc:
+        raise UsageError(f"cannot write into {directory}: {exc.strerror}",
+                         hint="choose an output path in a folder you can write to") from exc
     os.fchmod(fd, mode)
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qsafe._hashing.engines import ALGORITHMS, DEFAULT_ALGORITHM, default_workers, hash_range
-from qsafe._hashing.walk import GIT_PATHS
-from qsafe.errors import UsageError
+from qsafe._hashing.walk import GIT_PATHS, check_resource_path
+from qsafe.errors import FormatError, UsageError
 
 __all__ = [
     "DEFAULT_HASH_ALGORITHM",
@@ -65,6 +65,12 @@ class HashingConfig:
             raise UsageError(f"unknown serialization method {self.method!r}; choose files or shards")
         if self.shard_size <= 0 or self.workers <= 0:
             raise UsageError("shard size and worker count must be positive")
+        for path in self.ignore_paths:
+            try:
+                check_resource_path(path.rstrip("/"), what="ignore path")
+            except FormatError as exc:  # a caller's argument, not a malformed file
+                raise UsageError(str(exc), hint="an ignore path is relative to the model root, e.g. logs or "
+                                 "data/cache.bin") from exc
 
     def all_ignored(self) -> tuple[str, ...]:
         """The ignore list as recorded in the bundle (git paths first, then the caller's, deduplicated)."""

@@ -224,7 +224,7 @@ def generate(algorithm: str = DEFAULT_SIGNATURE_ALGORITHM) -> PrivateKey:
 def _single_block(data: bytes, label: str, source: str) -> bytes:
     blocks = _der.pem_blocks(data)
     if not blocks:
-        raise KeyFileError(f"{source}: no PEM block found (expected {label})")
+        raise KeyFileError(f"{source}: no PEM block found (expected {label})", hint=_not_pem_hint(data))
     if len(blocks) > 1:
         raise KeyFileError(f"{source}: {len(blocks)} PEM blocks; expected exactly one {label}")
     found, der = blocks[0]
@@ -233,7 +233,19 @@ def _single_block(data: bytes, label: str, source: str) -> bytes:
     return der
 
 
+def _not_pem_hint(data: bytes) -> str | None:
+    """Name the file when it is an age encryption identity or recipient given where a signing key belongs."""
+    text = data.lstrip()
+    if text.startswith(b"AGE-SECRET-KEY-"):
+        return "this is an encryption identity (age), not a signing key: sign with a key from `qsafe keygen`"
+    if text.startswith(b"age1"):
+        return "this is an encryption recipient (age), not a signing public key: pass the signer's .pub file"
+    return None
+
+
 def _label_hint(found: str) -> str | None:
+    if found == "AGE ENCRYPTED FILE":
+        return "this is a passphrase-protected private key: pass the .pub file"
     if found == "ENCRYPTED PRIVATE KEY":
         return "qsafe protects keys with age-scrypt, not PKCS#8 encryption; export the key unencrypted first"
     if found.endswith("PRIVATE KEY"):
@@ -340,14 +352,19 @@ def load_public_keys(path: str | Path) -> list[PublicKey]:
     p = Path(path)
     files = sorted(p.glob("*.pub")) if p.is_dir() else [p]
     keys: dict[str, PublicKey] = {}
+    hint = None
     for f in files:
-        for label, der in _der.pem_blocks(_read(f)):
+        data = _read(f)
+        hint = hint or _not_pem_hint(data)
+        for label, der in _der.pem_blocks(data):
             if label != _PUBLIC_LABEL:
                 raise KeyFileError(f"{f}: PEM block is {label}, expected {_PUBLIC_LABEL}", hint=_label_hint(label))
             key = public_key_from_der(der)
             keys.setdefault(key.key_id, key)
     if not keys:
-        raise KeyFileError(f"no public key found in {path}")
+        if p.is_dir() and not files:
+            raise KeyFileError(f"no public key found in {path}: the directory has no *.pub file")
+        raise KeyFileError(f"no public key found in {path}", hint=hint)
     return list(keys.values())
 
 

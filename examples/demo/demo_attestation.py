@@ -37,12 +37,16 @@ def _qsafe(*args: object) -> subprocess.CompletedProcess[str]:
                           check=False)
 
 
-def _expect(proc: subprocess.CompletedProcess[str], code: int, *, stderr_has: str = "", quiet: bool = False) -> None:
+def _expect(proc: subprocess.CompletedProcess[str], code: int, *, stderr_has: str = "", quiet: bool = False,
+            why: str = "") -> None:
     if proc.returncode != code or stderr_has not in proc.stderr or (quiet and proc.stderr):
         raise RuntimeError(f"expected exit {code}, got {proc.returncode}: {proc.stderr.strip()}")
-    for line in proc.stderr.strip().splitlines()[:6]:
+    lines = proc.stderr.strip().splitlines()
+    for line in lines[:6]:
         print(f"  {line}")
-    print(f"  exit {proc.returncode}")
+    if len(lines) > 6:
+        print(f"  … ({len(lines) - 6} more line(s))")
+    print(f"  exit {proc.returncode}" + (f", as expected: {why}" if why else ""))
 
 
 def appraise(workdir: Path) -> None:
@@ -71,7 +75,7 @@ def tamper(workdir: Path) -> None:
     bad.write_text(json.dumps(doc))
     print("  flipped one bit of the GPU report in a copy")
     _expect(_qsafe("attest", "verify", bad, "--policy", HOPPER_POLICY, "--nonce", RECORDED_NONCE, "--at", AT), 15,
-            stderr_has="gpu[0].signature")
+            stderr_has="gpu[0].signature", why="the tampered report is refused")
 
 
 def gate(workdir: Path) -> None:
@@ -84,9 +88,11 @@ def gate(workdir: Path) -> None:
     live = _qsafe("load", model, "--key", pub, "--policy", HOPPER_POLICY, "--collect", "--framework", "numpy")
     # The outcome depends on this host: 6 without a GPU (never a fake pass), 15 with a GPU not in CC mode, 0 when
     # a CC-mode Hopper GPU produced reports bound to this model and policy.
-    _expect(live, live.returncode if live.returncode in (0, 6, 15) else 6)
+    why = {0: "a CC-mode GPU attested this machine", 6: "no GPU here, so no load (never a fake pass)",
+           15: "the GPU here does not satisfy the policy, so no load"}
+    _expect(live, live.returncode if live.returncode in (0, 6, 15) else 6, why=why.get(live.returncode, ""))
     _expect(_qsafe("load", model, "--key", pub, "--policy", DEV_POLICY, "--evidence", EVIDENCE, "--framework", "numpy"),
-            0, stderr_has="accepted replayed evidence")
+            0, stderr_has="accepted replayed evidence", why="a development-only policy, which says so loudly")
 
 
 def run(workdir: Path) -> None:

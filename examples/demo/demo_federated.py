@@ -56,7 +56,7 @@ def run(workdir: Path) -> None:
     if report["count"] != 3 or len(report["refused"]) != 1 or "replay" not in report["refused"][0]["reason"]:
         raise RuntimeError(f"unexpected aggregation report: {report}")
     print(f"  aggregator: summed {report['count']} updates without the secret; refused the replayed copy "
-          f"({report['refused'][0]['reason'][:40]}…, exit 16)")
+          f"({report['refused'][0]['reason'].split(':')[0]}, exit 16)")
     report = json.loads(_qsafe("fl", "decrypt", d / "agg.qfl", "--secret", d / "ka" / "secret.ctx",
                                "--passphrase-file", d / "pw", "--recompute-from", d, "--clients", d / "clients",
                                "-o", d / "average.safetensors", "--json"))

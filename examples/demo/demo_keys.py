@@ -21,7 +21,8 @@ def _qsafe(*args: object, expect: int = 0, passphrase: str | None = None) -> sub
     env.pop("QSAFE_PASSPHRASE", None)
     if passphrase is not None:
         env["QSAFE_PASSPHRASE"] = passphrase
-    proc = subprocess.run([sys.executable, "-m", "qsafe", *map(str, args)], capture_output=True, text=True, env=env)
+    proc = subprocess.run([sys.executable, "-m", "qsafe", *map(str, args)], capture_output=True, text=True, env=env,
+                          check=False)
     if proc.returncode != expect:
         raise RuntimeError(f"qsafe {' '.join(map(str, args))} exited {proc.returncode}, expected {expect}:\n"
                            f"{proc.stderr}")
@@ -40,6 +41,8 @@ def run(workdir: Path) -> None:
     public = keys.load_public_key(d / "release.pub")
     if public.key_id != key_id or not public.post_quantum:
         raise RuntimeError("keygen printed a key id that does not match release.pub")
+    print(f"$ qsafe keygen --alg ml-dsa-65-ed25519 --out {d.relative_to(workdir) / 'release'}  (passphrase from "
+          "$QSAFE_PASSPHRASE)")
     print(f"release key {key_id[:23]}…  {public.description}")
     private = keys.load_private_key(d / "release.key", b"demo passphrase")
     context = b"qsafe/v1 demo"
@@ -60,4 +63,7 @@ def run(workdir: Path) -> None:
     else:
         raise RuntimeError("a wrong passphrase opened the key")
     again = _qsafe("keygen", "--out", d / "release", "--no-passphrase", expect=2)
-    print(again.stderr.strip().splitlines()[0])
+    if "refusing to overwrite" not in again.stderr:
+        raise RuntimeError(f"keygen over an existing key failed for another reason:\n{again.stderr}")
+    print("keygen again with the same --out: refused as expected (exit 2), the existing key is kept:")
+    print("  " + again.stderr.strip().splitlines()[0].replace(str(workdir) + "/", ""))

@@ -61,6 +61,9 @@ def request_report(report_data: bytes, root: Path = TSM_ROOT, *, entry_name: str
         os.mkdir(entry)
     except OSError as exc:
         raise UnavailableError(f"cannot create configfs-tsm entry {entry}: {exc.strerror}") from exc
+    if not (entry / "generation").exists():  # the kernel populates a new entry; a plain folder stays empty
+        os.rmdir(entry)
+        raise UnavailableError(f"{root} is not a configfs-tsm report directory (a new entry has no attributes)")
     try:
         with open(entry / "inblob", "wb") as handle:
             handle.write(report_data)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from qsafe._io import atomic_output
+from qsafe._io import atomic_output, check_writable
 from qsafe.errors import (
     IntegrityError,
     KeyFileError,
@@ -87,8 +87,14 @@ def unprotect(data: bytes, passphrase: bytes | None, *, what: str) -> bytes:
 
 
 def check_free(prefix: str | os.PathLike[str], *, overwrite: bool) -> tuple[Path, Path]:
-    """``(PREFIX.pub, PREFIX.key)``; raise OutputExistsError if either exists and ``overwrite`` is False."""
+    """``(PREFIX.pub, PREFIX.key)``; raise OutputExistsError if either exists and ``overwrite`` is False.
+
+    Also refuses (UsageError / OutputExistsError) a prefix whose folder does not exist or whose paths are
+    directories, so that keygen fails before asking for a passphrase and never writes half a pair.
+    """
     pub_path, key_path = Path(f"{os.fspath(prefix)}.pub"), Path(f"{os.fspath(prefix)}.key")
+    for path in (pub_path, key_path):
+        check_writable(path)
     existing = [str(p) for p in (pub_path, key_path) if p.exists()]
     if existing and not overwrite:
         raise OutputExistsError(f"refusing to overwrite {', '.join(existing)}",

@@ -5,8 +5,11 @@ Commands are loaded lazily: ``qsafe verify`` imports the signing modules only, n
 
 from __future__ import annotations
 
+import errno
 import importlib
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -41,12 +44,37 @@ SHORT_HELP: dict[str, str] = {
 }
 
 
+DEBUG_ENV = "QSAFE_DEBUG"
+
+
 def render_error(err: QsafeError) -> None:
     """Write ``qsafe: error: …`` and ``qsafe: hint: …`` to stderr."""
     for line in str(err).splitlines() or [type(err).__name__]:
         click.echo(f"qsafe: error: {line}", err=True)
     if err.hint:
         click.echo(f"qsafe: hint: {err.hint}", err=True)
+
+
+def render_usage_error(err: click.UsageError) -> None:
+    """Click's own argument errors (missing file, bad choice) in qsafe's ``error:``/``hint:`` form, exit 2."""
+    command = err.ctx.command_path if err.ctx is not None else "qsafe"
+    render_error(QsafeError(err.format_message(), hint=f"run `{command} --help`"))
+
+
+def render_internal_error(exc: Exception) -> None:
+    """An unexpected exception is a bug: one clear line naming it and where it happened, never a bare traceback.
+
+    The bug stays visible (exit 1, a code no QsafeError uses; "this is a bug" in the hint; the innermost frame
+    is named) and ``QSAFE_DEBUG=1`` re-raises it for the full traceback.
+    """
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    message = str(exc).splitlines()[0] if str(exc) else ""
+    render_error(QsafeError(f"internal error: {type(exc).__name__}{': ' + message if message else ''}{where}",
+                            hint=f"this is a bug in qsafe; please report it with the output of {DEBUG_ENV}=1 "
+                                 "and the same command"))
 
 
 class LazyGroup(click.Group):
@@ -81,6 +109,16 @@ class LazyGroup(click.Group):
         except QsafeError as err:
             render_error(err)
             ctx.exit(err.exit_code)
+        except click.UsageError as err:
+            render_usage_error(err)
+            ctx.exit(err.exit_code)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as exc:
+            if os.environ.get(DEBUG_ENV) or (isinstance(exc, OSError) and exc.errno == errno.EPIPE):
+                raise  # QSAFE_DEBUG=1: the full traceback; EPIPE: click's own quiet handling of `| head`
+            render_internal_error(exc)
+            ctx.exit(1)
 
 
 @click.group(cls=LazyGroup, lazy=COMMANDS, short_help=SHORT_HELP, context_settings={"help_option_names": ["-h", "--help"]})

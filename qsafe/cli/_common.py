@@ -47,6 +47,9 @@ def read_passphrase(
             text = passphrase_file.read_text(encoding="utf-8").splitlines()
         except OSError as exc:
             raise UsageError(f"cannot read passphrase file {passphrase_file}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"passphrase file {passphrase_file} is not UTF-8 text",
+                             hint="write the passphrase as UTF-8 text on the file's first line") from exc
         value = text[0] if text else ""
     elif os.environ.get(PASSPHRASE_ENV):
         value = os.environ[PASSPHRASE_ENV]

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from qsafe._io import atomic_output
+from qsafe._io import atomic_output, check_writable, refuse_same_file
 from qsafe.cli._common import emit_json, read_passphrase
 from qsafe.errors import UsageError
 
@@ -26,10 +26,26 @@ def _hex(value: str | None, what: str) -> bytes | None:
         raise UsageError(f"{what} must be hex") from exc
 
 
-def _time(value: str | None) -> dt.datetime | None:
+def parse_time_option(value: str | None, option: str = "--at") -> dt.datetime | None:
+    """Parse a time given on the command line; a bad one is the caller's usage error, not a malformed file."""
     from qsafe.attestation.evidence import parse_time
+    from qsafe.errors import FormatError
 
-    return parse_time(value) if value else None
+    try:
+        return parse_time(value) if value else None
+    except FormatError as exc:
+        raise UsageError(f"{option}: {exc}", hint="give an ISO-8601 time, e.g. 2024-05-01T00:01:00Z") from exc
+
+
+def _json_file(path: Path, what: str) -> Any:
+    import json
+
+    from qsafe.errors import FormatError
+
+    try:
+        return json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise FormatError(f"{what} {path} is not JSON: {exc}") from exc
 
 
 def _write(path: Path | None, data: bytes, inputs: tuple[Path, ...] = ()) -> None:
@@ -75,8 +91,6 @@ def nonce(as_json: bool) -> None:
 def collect(names: tuple[str, ...], nonce_hex: str | None, policy: Path | None, model_digest: str | None,
             tsm_root: Path | None, tdx_collateral: Path | None, include_torch: bool, output: Path | None) -> None:
     """Collect evidence on this machine (exit 6 when a device is absent: never a fake pass)."""
-    import json
-
     from qsafe.attestation import collect as run_collect
     from qsafe.attestation import load_policy
 
@@ -84,10 +98,15 @@ def collect(names: tuple[str, ...], nonce_hex: str | None, policy: Path | None, 
         raise UsageError("--model-digest needs --policy (the binding covers both)")
     value = _hex(nonce_hex, "--nonce") or secrets.token_bytes(32)
     options: dict[str, dict[str, Any]] = {"software": {"include_torch": include_torch}}
-    options["tsm"] = {"root": tsm_root, "tdx_collateral": json.loads(tdx_collateral.read_bytes()) if tdx_collateral else None}
+    options["tsm"] = {"root": tsm_root,
+                      "tdx_collateral": _json_file(tdx_collateral, "--tdx-collateral") if tdx_collateral else None}
+    inputs = tuple(p for p in (policy, tdx_collateral) if p is not None)
+    if output is not None:  # refuse a bad --output before touching any device
+        refuse_same_file(output, *inputs)
+        check_writable(output)
     evidence = run_collect(list(names), nonce=value, policy=load_policy(policy) if policy else None,
                            model_digest=model_digest, options=options)
-    _write(output, evidence.to_bytes())
+    _write(output, evidence.to_bytes(), inputs=inputs)
 
 
 @attest.command(name="import")
@@ -108,8 +127,8 @@ def import_cmd(kind: str, files: tuple[Path, ...], collected_at: str, provenance
     """
     from qsafe.attestation.recorded import import_recorded
 
-    evidence = import_recorded(kind, files, collected_at=_time(collected_at) or dt.datetime.now(dt.timezone.utc),
-                               provenance=provenance)
+    when = parse_time_option(collected_at, "--collected-at") or dt.datetime.now(dt.timezone.utc)
+    evidence = import_recorded(kind, files, collected_at=when, provenance=provenance)
     _write(output, evidence.to_bytes(), inputs=files)
 
 
@@ -131,11 +150,15 @@ def verify(evidence: Path, policy: Path, nonce_hex: str | None, model_digest: st
 
     if (output is None) != (key is None):
         raise UsageError("--output and --key go together (the result is always signed)")
+    inputs = tuple(p for p in (evidence, policy, key, passphrase_file) if p is not None)
+    if output is not None:  # refuse a bad --output before the passphrase and the appraisal
+        refuse_same_file(output, *inputs)
+        check_writable(output)
     signing_key = load_signing_key(key, passphrase_file) if key else None
-    result = appraise(load_evidence(evidence), load_policy(policy), at=_time(at),
+    result = appraise(load_evidence(evidence), load_policy(policy), at=parse_time_option(at),
                       nonce=_hex(nonce_hex, "--nonce"), model_digest=model_digest)
     if output is not None and signing_key is not None:
-        with atomic_output(output, inputs=(evidence, policy)) as handle:
+        with atomic_output(output, inputs=inputs) as handle:
             handle.write(sign_result(result, signing_key))
     if as_json:
         emit_json(result.predicate())

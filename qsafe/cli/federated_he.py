@@ -97,6 +97,9 @@ def encrypt(update: Path, context_path: Path, key_path: Path, round_: int, outpu
     from qsafe import keys
     from qsafe.federated import HEContext, encrypt_update
 
+    if _is_protected(context_path):  # only secret contexts are protected: say so before asking a passphrase
+        raise KeyFileError(f"{context_path} is a (protected) secret context; clients get the public one",
+                           hint="pass DIR/public.ctx: the secret context must stay with the key authority")
     passphrase = read_passphrase(passphrase_file) if _is_protected(key_path) else None
     key = keys.load_private_key(key_path, passphrase)
     ctx = HEContext.load(context_path)

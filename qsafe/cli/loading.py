@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from qsafe.cli._common import emit_json, progress
-from qsafe.cli.attestation import load_signing_key
+from qsafe.cli.attestation import load_signing_key, parse_time_option
 from qsafe.errors import AttestationError, UsageError
 
 _EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -44,7 +44,6 @@ def load(model: Path, signature: Path | None, key: Path, policy: Path | None, ev
          framework: str | None, allow_classical: bool, unsafe_skip_attestation: bool, result: Path | None,
          result_key: Path | None, passphrase_file: Path | None, as_json: bool) -> None:
     """Verify MODEL's signature, appraise the environment, then load its tensors; silent on success."""
-    from qsafe.attestation.evidence import parse_time
     from qsafe.loading import load_model
     from qsafe.policy import VerificationPolicy
 
@@ -53,9 +52,8 @@ def load(model: Path, signature: Path | None, key: Path, policy: Path | None, ev
     if unsafe_skip_attestation:
         if result is not None:
             raise UsageError("--result needs an appraisal; it cannot be combined with --unsafe-skip-attestation")
-        if evidence or do_collect:
-            raise UsageError("--unsafe-skip-attestation cannot be combined with --evidence or --collect")
-        click.echo(UNSAFE_SKIP_WARNING, err=True)
+        if evidence or do_collect or policy:
+            raise UsageError("--unsafe-skip-attestation cannot be combined with --policy, --evidence or --collect")
     elif policy is None:
         raise UsageError("--policy is required (an attestation policy; see attestations/policies/)")
     elif bool(evidence) == bool(do_collect):
@@ -67,13 +65,16 @@ def load(model: Path, signature: Path | None, key: Path, policy: Path | None, ev
         nonce = bytes.fromhex(nonce_hex) if nonce_hex else None
     except ValueError as exc:
         raise UsageError("--nonce must be hex") from exc
+    if result is not None:  # refuse a bad --result before the passphrase, the hashing and the appraisal
+        _check_result_path(result, model, sig, key, policy, evidence, result_key, passphrase_file)
+    when = parse_time_option(at)
     signing_key = load_signing_key(result_key, passphrase_file) if result_key else None
     total = sum(p.stat().st_size for p in ([model] if model.is_file() else model.rglob("*.safetensors")))
     try:
         with progress(total, "Loading") as advance:
             loaded = load_model(
                 model, sig, key, policy, evidence=evidence, collect=list(collectors) or True if do_collect else False,
-                nonce=nonce, at=parse_time(at) if at else None, device=device, framework=framework,
+                nonce=nonce, at=when, device=device, framework=framework,
                 signature_policy=VerificationPolicy(allow_classical=allow_classical),
                 unsafe_skip_attestation=unsafe_skip_attestation, progress=advance,
             )
@@ -81,6 +82,8 @@ def load(model: Path, signature: Path | None, key: Path, policy: Path | None, ev
         if result is not None and getattr(err, "result", None) is not None:
             _write_result(result, err.result, signing_key)  # type: ignore[attr-defined]
         raise
+    if unsafe_skip_attestation:  # only now: the warning says the signature was verified
+        click.echo(UNSAFE_SKIP_WARNING, err=True)
     appraisal = loaded.attestation
     if result is not None and appraisal is not None:
         _write_result(result, appraisal, signing_key)
@@ -89,6 +92,17 @@ def load(model: Path, signature: Path | None, key: Path, policy: Path | None, ev
                    "(development only)", err=True)
     if as_json:
         emit_json(_summary(loaded))
+
+
+def _check_result_path(result: Path, model: Path, *inputs: Path | None) -> None:
+    """Refuse a --result that is an input or a file of the model (writing it would change what was verified)."""
+    from qsafe._io import check_writable, refuse_same_file
+    from qsafe.errors import OutputExistsError
+
+    refuse_same_file(result, model, *(p for p in inputs if p is not None))
+    if model.is_dir() and result.exists() and result.resolve().is_relative_to(model.resolve()):
+        raise OutputExistsError(f"--result {result} is a file of the model {model}; qsafe never overwrites its input")
+    check_writable(result)
 
 
 def _write_result(path: Path, appraisal: Any, key: Any) -> None:

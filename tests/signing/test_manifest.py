@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qsafe.errors import FormatError, InvalidInputError
+from qsafe.errors import FormatError, InvalidInputError, UsageError
 from qsafe.hashing import HashingConfig, hash_file
 from qsafe.manifest import Manifest, Resource, Serialization, hash_model
 
@@ -142,8 +142,9 @@ def test_dot_only_for_single_file() -> None:
 
 @pytest.mark.parametrize("bad", ["../up", "/etc"])
 def test_bad_ignore_paths_rejected(model_dir: Path, bad: str) -> None:
-    with pytest.raises(FormatError):
-        hash_model(model_dir, HashingConfig(ignore_paths=(bad,)))
+    # The caller's ignore path is a usage error (exit 2); the same path inside a bundle is a malformed file (3).
+    with pytest.raises(UsageError, match="ignore path"):
+        HashingConfig(ignore_paths=(bad,))
     with pytest.raises(FormatError):
         Serialization.from_dict({"method": "files", "hash_type": "sha256", "allow_symlinks": False,
                                  "ignore_paths": [bad]})
