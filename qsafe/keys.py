@@ -289,11 +289,20 @@ def public_key_from_pem(pem: bytes, *, source: str = "public key") -> PublicKey:
     return public_key_from_der(_single_block(pem, _PUBLIC_LABEL, source))
 
 
+# A key file (or an allowlist of thousands of public keys) is kilobytes; reading at most this much keeps a model
+# passed as --key by mistake from being read whole into memory.
+MAX_KEY_FILE_BYTES = 16 << 20
+
+
 def _read(path: str | Path) -> bytes:
     try:
-        return Path(path).read_bytes()
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_KEY_FILE_BYTES + 1)
     except OSError as exc:
         raise KeyFileError(f"cannot read key file {path}: {exc.strerror or exc}") from exc
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise KeyFileError(f"{path} is larger than {MAX_KEY_FILE_BYTES >> 20} MiB: not a key file")
+    return data
 
 
 def is_protected_key_file(path: str | Path) -> bool:

@@ -99,3 +99,13 @@ def test_fl_encrypt_with_the_protected_secret_context(cli, ws: Path) -> None:
     assert "qsafe: error: ka/secret.ctx is a (protected) secret context; clients get the public one" in r.stderr
     assert not (ws / "u.qfl").exists()
     assert {k: v for k, v in digests(ws).items() if k != "update.safetensors"} == before
+
+
+def test_model_passed_as_key_is_not_read_whole(cli, ws: Path) -> None:
+    with open(ws / "huge.safetensors", "wb") as handle:
+        handle.truncate((16 << 20) + 1)  # sparse: one byte over the cap
+    for args in (["verify", "model", "--key", "huge.safetensors"],
+                 ["sign", "model", "--key", "huge.safetensors", "--signature", "out.sig"]):
+        r = cli(args)
+        assert r.exit_code == 4
+        assert "qsafe: error: huge.safetensors is larger than 16 MiB: not a key file" in r.stderr
