@@ -23,7 +23,18 @@ _LAZY = {
     "keys": "qsafe.keys",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = [
+    "VerificationPolicy",
+    "__version__",
+    "decrypt",
+    "encrypt",
+    "errors",
+    "federated",
+    "keys",
+    "load_model",
+    "sign",
+    "verify",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -18,7 +18,13 @@ from qsafe.errors import FormatError
 from qsafe.federated._model import ModelSpec
 from qsafe.federated.attacks import AttackSpec
 from qsafe.federated.simulation import (
-    Progress, RoundMetrics, RunResult, SimulationConfig, SimulationResult, prepare, simulate,
+    Progress,
+    RoundMetrics,
+    RunResult,
+    SimulationConfig,
+    SimulationResult,
+    prepare,
+    simulate,
 )
 
 __all__ = ["Report", "matrix_markdown", "plot_report", "run_report"]
