@@ -16,6 +16,7 @@ from qsafe.errors import (
     NoIdentityMatchedError,
     OutputExistsError,
     QsafeError,
+    UsageError,
     WrongPassphraseError,
 )
 
@@ -92,6 +93,9 @@ def check_free(prefix: str | os.PathLike[str], *, overwrite: bool) -> tuple[Path
     Also refuses (UsageError / OutputExistsError) a prefix whose folder does not exist or whose paths are
     directories, so that keygen fails before asking for a passphrase and never writes half a pair.
     """
+    if not Path(prefix).name:
+        raise UsageError(f"the output prefix {os.fspath(prefix)!r} names no file",
+                         hint="pass a prefix such as --out keys/release (writes release.pub and release.key)")
     pub_path, key_path = Path(f"{os.fspath(prefix)}.pub"), Path(f"{os.fspath(prefix)}.key")
     for path in (pub_path, key_path):
         check_writable(path)

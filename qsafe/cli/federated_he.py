@@ -9,7 +9,7 @@ import click
 
 from qsafe._io import atomic_output
 from qsafe.cli._common import emit_json, passphrase_options, progress, read_passphrase
-from qsafe.errors import FormatError, HEMismatchError, KeyFileError, MissingDependencyError
+from qsafe.errors import FormatError, HEMismatchError, KeyFileError, MissingDependencyError, UsageError
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
 _EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -71,6 +71,8 @@ def init(out_dir: Path, scheme: str, clip: float, max_clients: int, norm_keys: b
             from qsafe.errors import OutputExistsError
 
             raise OutputExistsError(f"{path} exists; qsafe never replaces an HE context")
+    if no_passphrase and passphrase_file is not None:
+        raise UsageError("--no-passphrase and --passphrase-file contradict each other")
     passphrase = None if no_passphrase else read_passphrase(passphrase_file, confirm=True)
     ctx = HEContext.generate(scheme, clip=clip, max_clients=max_clients, norm_keys=norm_keys)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -88,3 +88,17 @@ def test_output_that_is_a_directory_is_a_qsafe_usage_error(cli, ws: Path) -> Non
     assert "qsafe: error: Invalid value for '-o' / '--output': File 'dir' is a directory." in r.stderr
     assert "qsafe: hint: run `main attest verify --help`" in r.stderr
     assert "Usage:" not in r.stderr
+
+
+def test_keygen_empty_prefix_writes_no_hidden_files(cli, ws: Path) -> None:
+    r = cli(["keygen", "--out", "", "--no-passphrase"])
+    assert r.exit_code == 2
+    assert "qsafe: error: the output prefix '.' names no file" in r.stderr  # Path('') is '.'
+    assert not (ws / ".pub").exists() and not (ws / ".key").exists()
+
+
+def test_fl_init_contradictory_passphrase_options(cli, ws: Path) -> None:
+    r = cli(["fl", "init", "--out", "ka", "--no-passphrase", "--passphrase-file", "pw.txt"])
+    assert r.exit_code == 2
+    assert "qsafe: error: --no-passphrase and --passphrase-file contradict each other" in r.stderr
+    assert not (ws / "ka").exists()
