@@ -1,8 +1,9 @@
 """`make demo`: the whole of qsafe on a built-in default, in one run.
 
-Signs a small safetensors model, verifies it, tampers one tensor and shows the named failure; encrypts the model
-to a post-quantum recipient and back; runs one encrypted federated round with three clients; appraises recorded
-GPU evidence and loads the signed model through the attestation gate. Each part lives in its own module here.
+Makes post-quantum keys; signs a small safetensors model, verifies it, tampers one tensor and shows the named
+failure; encrypts the model to a post-quantum recipient and back; runs one encrypted federated round with three
+signed clients; runs the federated backdoor scenario with and without a robust defense; appraises recorded GPU
+evidence and loads the signed model through the attestation gate. Each part lives in its own module here.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 # Each step is a module in this folder with `run(workdir: Path) -> None`; it raises on any unexpected outcome.
-STEPS = ["demo_keys", "demo_signing", "demo_federated", "demo_attestation", "demo_encryption", "demo_backdoor"]
+STEPS = ["demo_keys", "demo_signing", "demo_encryption", "demo_federated", "demo_backdoor", "demo_attestation"]
 
 
 def main() -> int:
