@@ -314,6 +314,12 @@ def _plan(files: list[ModelFile], cfg: HashingConfig, method: str) -> list[_Job]
         if method == "files":
             jobs.append((f.size, _file_job(f, alg, tensors)))
             continue
+        if tensors and 0 < f.size <= cfg.shard_size:
+            # One shard = the whole file: its shard digest and tensor digests come from one fused read.
+            jobs.append((f.size, _file_job(f, alg, True, f"{f.name}:0:{f.size}", f"{alg}-sharded-{cfg.shard_size}")))
+            continue
+        # Several shards are hashed in parallel; a tensor's digest is sequential and may cross shards, so the
+        # tensor digests take a second, separate read of the file here.
         start = 0
         while start < f.size:
             end = min(start + cfg.shard_size, f.size)
@@ -334,12 +340,15 @@ def _tensors_of(f: ModelFile, alg: str, whole: bool, advance: Callable[[int], No
     return result.file_digest, SafetensorsDigests(result.header_digest, tuple(sorted(entries, key=lambda e: e.name)))
 
 
-def _file_job(f: ModelFile, alg: str, tensors: bool) -> Callable[[Callable[[int], None]], _JobResult]:
+def _file_job(
+    f: ModelFile, alg: str, tensors: bool, resource: str | None = None, resource_alg: str | None = None
+) -> Callable[[Callable[[int], None]], _JobResult]:
+    """Whole-file digest (as ``resource``, default the file's name), plus tensor digests if asked: one read."""
     def job(advance: Callable[[int], None]) -> _JobResult:
         if tensors:
             digest, st = _tensors_of(f, alg, True, advance)
             assert digest is not None
-            return [Resource(f.name, alg, digest.hex())], (f.name, st)
+            return [Resource(resource or f.name, resource_alg or alg, digest.hex())], (f.name, st)
         return [Resource(f.name, alg, hash_range(f.path, 0, f.size, alg, advance).hex())], None
     return job
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from qsafe._hashing.safetensors import digest_safetensors
 from qsafe._labels import MLDSA_CONTEXT_MODEL_BUNDLE
 from qsafe.bundle import Bundle, manifest_from_statement, parse_bundle, read_bundle
-from qsafe.errors import FormatError, ModelMismatchError, SignatureError
+from qsafe.errors import FormatError, InvalidInputError, ModelMismatchError, SignatureError
 from qsafe.hashing import Progress
 from qsafe.keys import PublicKey, load_public_keys
 from qsafe.manifest import Manifest, SafetensorsDigests, hash_model
@@ -184,7 +184,7 @@ def _compare(expected: Manifest, actual: Manifest, root: Path) -> None:
 def _changed_tensors(signed: SafetensorsDigests, path: Path, algorithm: str) -> list[str]:
     try:
         now = digest_safetensors(path, algorithm)
-    except (FormatError, OSError) as exc:
+    except (FormatError, InvalidInputError, OSError) as exc:
         return [f"(header unreadable: {exc})"]
     current = {t.name: d for t, d in now.tensors}
     before = signed.by_name()

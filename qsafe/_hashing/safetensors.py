@@ -9,8 +9,10 @@ byte length matches dtype x shape where the dtype is known.
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import os
 import re
 import struct
 from collections.abc import Callable, Iterable
@@ -18,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from qsafe._hashing.engines import Hasher, new_hasher, stream_range
+from qsafe._hashing import engines
+from qsafe._hashing.engines import Hasher, Sink, new_hasher
 from qsafe._labels import SAFETENSORS_TENSOR_DIGEST_LABEL
-from qsafe.errors import FormatError
+from qsafe.errors import FormatError, InvalidInputError
 
 # Same cap as the reference implementation (safetensors' MAX_HEADER_SIZE).
 MAX_HEADER_BYTES = 100_000_000
@@ -216,30 +219,80 @@ class FileTensorDigests:
     file_digest: bytes | None
 
 
+class _Tiling:
+    """Consecutive byte ranges ``[start, end)`` of a file, each with its own sink, fed by in-order chunks.
+
+    A chunk is cut at range boundaries, so one read serves every range it overlaps (a tensor spanning many
+    chunks, or many small tensors inside one chunk). Empty ranges are passed over without a call.
+    """
+
+    def __init__(self, ranges: list[tuple[int, int, Sink]]):
+        self._ranges = ranges
+        self._next = 0
+
+    def feed(self, offset: int, chunk: memoryview) -> None:
+        stop = offset + len(chunk)
+        while self._next < len(self._ranges):
+            begin, end, sink = self._ranges[self._next]
+            lo, hi = max(begin, offset), min(end, stop)
+            if lo < hi:
+                sink(chunk[lo - offset : hi - offset])
+            if end > stop:
+                return
+            self._next += 1
+
+
+def _stream_data(
+    handle: io.BufferedReader, path: Path, start: int, end: int, feeds: list[_Tiling],
+    progress: Callable[[int], None] | None,
+) -> None:
+    """Read ``[start, end)`` from ``handle`` (positioned at ``start``) once, in bounded chunks, into every tiling."""
+    buf = bytearray(min(engines.READ_CHUNK, max(end - start, 1)))
+    view = memoryview(buf)
+    offset = start
+    while offset < end:
+        n = handle.readinto(view[: min(len(buf), end - offset)])
+        if not n:
+            raise InvalidInputError(f"{path} shrank while it was being hashed")
+        chunk = view[:n]
+        for tiling in feeds:
+            tiling.feed(offset, chunk)
+        offset += n
+        if progress is not None:
+            progress(n)
+
+
 def digest_safetensors(
     path: Path, algorithm: str, *, whole_file: bool = False, progress: Callable[[int], None] | None = None
 ) -> FileTensorDigests:
-    """Header digest and every tensor digest of ``path`` in one streaming pass (plus the whole-file digest).
+    """Header digest and every tensor digest of ``path`` (plus the whole-file digest) in ONE read of the file.
+
+    The header is read and checked first (bounded); it gives the byte range of the header and of every tensor,
+    which tile the file exactly. Then each chunk read from the file feeds, in the same pass, the whole-file
+    hasher and the digester of every tensor (or the header) it overlaps. Memory: one chunk buffer.
 
     Raises:
         FormatError: the header is malformed or out of bounds.
+        InvalidInputError: the file cannot be opened, or shrank while being read.
     """
-    size = path.stat().st_size
-    with open(path, "rb") as handle:
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with handle:
+        size = os.fstat(handle.fileno()).st_size
         raw, header = read_header(handle, size)
-    whole = new_hasher(algorithm) if whole_file else None
-    if whole is not None:
-        whole.update(raw)
-    head = new_hasher(algorithm)
-    head.update(raw)
-    if progress is not None:
-        progress(len(raw))
-    results: list[tuple[TensorInfo, str]] = []
-    for t in header.tensors:
-        digester = TensorDigester(t.name, t.dtype, t.shape, t.nbytes, algorithm)
-        sinks: list[Callable[[memoryview], object]] = [digester.update]
+        head = new_hasher(algorithm)
+        digesters = [TensorDigester(t.name, t.dtype, t.shape, t.nbytes, algorithm) for t in header.tensors]
+        feeds = [_Tiling([(0, header.data_start, head.update),
+                          *((t.begin, t.end, d.update) for t, d in zip(header.tensors, digesters))])]
+        whole = new_hasher(algorithm) if whole_file else None
         if whole is not None:
-            sinks.append(whole.update)
-        stream_range(path, t.begin, t.end, sinks, progress)
-        results.append((t, digester.hexdigest()))
-    return FileTensorDigests(head.digest().hex(), tuple(results), whole.digest() if whole is not None else None)
+            feeds.append(_Tiling([(0, size, whole.update)]))
+        for tiling in feeds:
+            tiling.feed(0, memoryview(raw))
+        if progress is not None:
+            progress(len(raw))
+        _stream_data(handle, path, header.data_start, size, feeds, progress)
+    results = tuple((t, d.hexdigest()) for t, d in zip(header.tensors, digesters))
+    return FileTensorDigests(head.digest().hex(), results, whole.digest() if whole is not None else None)

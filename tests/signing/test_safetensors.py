@@ -161,3 +161,59 @@ def test_mutated_real_headers_raise_only_format_error(tmp_path: Path, pos: int, 
     except FormatError:
         return
     assert all(h.data_start <= t.begin <= t.end <= len(raw) for t in got.tensors)
+
+
+def _two_pass_reference(path: Path) -> tuple[str, str, dict[str, str]]:
+    """Today's definition, computed the slow way: the file hashed whole, then every tensor from its own bytes."""
+    raw = path.read_bytes()
+    header = read_safetensors_header(path)
+    tensors = {t.name: tensor_digest(t.name, t.dtype, t.shape, raw[t.begin : t.end]) for t in header.tensors}
+    return hashlib.sha256(raw).hexdigest(), hashlib.sha256(raw[: header.data_start]).hexdigest(), tensors
+
+
+def _varied_model(root: Path, big: int) -> Path:
+    """Several tensors, an empty one, metadata, and a ``5 * big``-byte tensor spanning several read chunks."""
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(11)
+    tensors = {
+        "a.small": rng.standard_normal((3, 5)).astype(np.float32),
+        "b.empty": np.zeros((0, 4), dtype=np.float32),
+        "c.big": np.frombuffer(rng.bytes(5 * big), dtype=np.uint8).reshape(5, big),
+        "d.bias": rng.standard_normal(7).astype(np.float64),
+        "e.int": rng.integers(-9, 9, (2, 3, 4)).astype(np.int16),
+    }
+    root.mkdir()
+    save_file(tensors, str(root / "model.safetensors"), metadata={"format": "np", "note": "x" * 300})
+    return root
+
+
+@pytest.mark.parametrize("chunk", [None, 7, 4099, 1 << 20])
+def test_fused_pass_matches_two_pass_definition(tmp_path: Path, chunk: int | None,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from qsafe._hashing import engines
+    from qsafe.hashing import HashingConfig
+    from qsafe.manifest import hash_model
+
+    if chunk is not None:  # odd chunk sizes put chunk boundaries inside and between tensors
+        monkeypatch.setattr(engines, "READ_CHUNK", chunk)
+    # the real 4 MiB chunks get a 5 MiB tensor; tiny chunks a smaller one (Python-level loop per chunk)
+    varied_model = _varied_model(tmp_path / "varied", 1 << 20 if chunk is None or chunk > 4096 else 601)
+    path = varied_model / "model.safetensors"
+    file_hex, header_hex, tensors = _two_pass_reference(path)
+    assert len(tensors) == 5 and read_safetensors_header(path).metadata["format"] == "np"
+    fused = digest_safetensors(path, "sha256", whole_file=True)
+    assert fused.file_digest is not None and fused.file_digest.hex() == file_hex
+    assert fused.header_digest == header_hex
+    assert {t.name: d for t, d in fused.tensors} == tensors
+    size = path.stat().st_size
+    for cfg in (HashingConfig(), HashingConfig(method="shards", shard_size=size),
+                HashingConfig(method="shards", shard_size=size // 3)):
+        m = hash_model(varied_model, cfg)
+        assert m.tensors["model.safetensors"].header == header_hex
+        assert {t.name: t.digest for t in m.tensors["model.safetensors"].tensors} == tensors
+        # the fused pass's file/shard digests equal plain hashing without tensor digests
+        plain = hash_model(varied_model, HashingConfig(method=cfg.method, shard_size=cfg.shard_size,
+                                                       tensor_digests=False))
+        assert m.resources == plain.resources
+    assert hash_model(varied_model).resources[0].digest == file_hex
