@@ -6,7 +6,7 @@ TORCH   := torch==2.13.0
 STAMP   := $(VENV)/.qsafe-installed
 NODEDIR := tests/interop/node
 
-.PHONY: demo test test-slow test-all peers bench clean
+.PHONY: demo test test-slow test-all lint peers bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -30,6 +30,11 @@ test-slow: $(STAMP) peers
 	@rc=0; QSAFE_REQUIRE_PEERS=1 $(PY) -m pytest -q -n 2 -m slow || rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
 test-all: test test-slow
+
+# ruff over everything, mypy --strict over the package (CI runs it after the tests).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check qsafe tests benchmarks examples scripts
+	$(VENV)/bin/mypy qsafe
 
 bench: $(STAMP) peers
 	$(PY) benchmarks/run_all.py
