@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from qsafe.errors import UsageError
+from qsafe.errors import FormatError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -63,6 +63,20 @@ def read_passphrase(
     if not value:
         raise UsageError("the passphrase is empty")
     return value.encode("utf-8")
+
+
+def read_input(path: Path, what: str, *, limit: int | None = None) -> bytes:
+    """Read an input file named on the command line (all of it, or its first ``limit`` bytes).
+
+    Raises:
+        FormatError: the file cannot be read (permissions, I/O error, a directory), named with ``what``.
+    """
+    try:
+        with path.open("rb") as handle:
+            return handle.read() if limit is None else handle.read(limit)
+    except OSError as exc:
+        raise FormatError(f"cannot read {what} {path}: {exc.strerror or exc}",
+                          hint="check the path and that the file is readable") from exc
 
 
 def emit_json(data: Any) -> None:

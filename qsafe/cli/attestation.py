@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from qsafe._io import atomic_output, check_writable, refuse_same_file
-from qsafe.cli._common import emit_json, read_passphrase
+from qsafe.cli._common import emit_json, read_input, read_passphrase
 from qsafe.errors import UsageError
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
@@ -43,7 +43,7 @@ def _json_file(path: Path, what: str) -> Any:
     from qsafe.errors import FormatError
 
     try:
-        return json.loads(path.read_bytes())
+        return json.loads(read_input(path, what))
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
         raise FormatError(f"{what} {path} is not JSON: {exc}") from exc
 
@@ -176,7 +176,7 @@ def check_result(result: Path, key: Path, as_json: bool) -> None:
     from qsafe.attestation import verify_result
     from qsafe.errors import AttestationError
 
-    statement = verify_result(result.read_bytes(), keys.load_public_keys(key))
+    statement = verify_result(read_input(result, "result"), keys.load_public_keys(key))
     if as_json:
         emit_json(statement)
     predicate = statement["predicate"]

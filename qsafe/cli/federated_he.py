@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from qsafe._io import atomic_output
-from qsafe.cli._common import emit_json, passphrase_options, progress, read_passphrase
+from qsafe.cli._common import emit_json, passphrase_options, progress, read_input, read_passphrase
 from qsafe.errors import FormatError, HEMismatchError, KeyFileError, MissingDependencyError, UsageError
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
@@ -18,11 +18,10 @@ _key_passphrase = click.option("--passphrase-file", type=_PATH,
                                help="Passphrase for a protected key/context (first line). Also $QSAFE_PASSPHRASE.")
 
 
-def _is_protected(path: Path) -> bool:
+def _is_protected(path: Path, what: str) -> bool:
     from qsafe.federated import is_protected
 
-    with path.open("rb") as handle:
-        return is_protected(handle.read(64))
+    return is_protected(read_input(path, what, limit=64))
 
 
 def _updates_in(directory: Path) -> list[Path]:
@@ -99,10 +98,10 @@ def encrypt(update: Path, context_path: Path, key_path: Path, round_: int, outpu
     from qsafe import keys
     from qsafe.federated import HEContext, encrypt_update
 
-    if _is_protected(context_path):  # only secret contexts are protected: say so before asking a passphrase
+    if _is_protected(context_path, "context"):  # only secret contexts are protected: say so before asking a passphrase
         raise KeyFileError(f"{context_path} is a (protected) secret context; clients get the public one",
                            hint="pass DIR/public.ctx: the secret context must stay with the key authority")
-    passphrase = read_passphrase(passphrase_file) if _is_protected(key_path) else None
+    passphrase = read_passphrase(passphrase_file) if _is_protected(key_path, "key file") else None
     key = keys.load_private_key(key_path, passphrase)
     ctx = HEContext.load(context_path)
     if ctx.has_secret:
@@ -192,11 +191,11 @@ def decrypt(aggregate_path: Path, secret_path: Path, output: Path, min_clients: 
     if bool(recompute) != (allowlist is not None):
         raise UsageError("--recompute-from and --clients go together")
 
-    passphrase = read_passphrase(passphrase_file) if _is_protected(secret_path) else None
+    passphrase = read_passphrase(passphrase_file) if _is_protected(secret_path, "secret context") else None
     ctx = HEContext.load(secret_path, passphrase)
     if not ctx.has_secret:
         raise KeyFileError(f"{secret_path} is a public context; decryption needs secret.ctx")
-    agg = EncryptedAggregate.from_bytes(aggregate_path.read_bytes())
+    agg = EncryptedAggregate.from_bytes(read_input(aggregate_path, "aggregate"))
     if allowlist is not None:
         files = [f for p in recompute for f in (_updates_in(p) if p.is_dir() else [p])]
         verify_aggregate(agg, files, ctx, keys.load_public_keys(allowlist))

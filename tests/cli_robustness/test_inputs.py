@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.cli_robustness.conftest import EVIDENCE, HOPPER_POLICY, RECORDED_NONCE, digests
 
 VERIFY = ["attest", "verify", str(EVIDENCE), "--policy", str(HOPPER_POLICY), "--nonce", RECORDED_NONCE]
@@ -109,3 +111,20 @@ def test_model_passed_as_key_is_not_read_whole(cli, ws: Path) -> None:
         r = cli(args)
         assert r.exit_code == 4
         assert "qsafe: error: huge.safetensors is larger than 16 MiB: not a key file" in r.stderr
+
+
+# Root ignores chmod 000; /proc/self/mem exists but reading it from offset 0 fails with EIO, as an unreadable file.
+UNREADABLE = "/proc/self/mem"
+
+
+@pytest.mark.skipif(not Path(UNREADABLE).exists(), reason="needs Linux /proc")
+def test_unreadable_inputs_are_named_not_internal_errors(cli, ws: Path) -> None:
+    r = cli(["attest", "check-result", UNREADABLE, "--key", "signer.pub"])
+    assert r.exit_code == 3
+    assert f"qsafe: error: cannot read result {UNREADABLE}: Input/output error" in r.stderr
+    r = cli(["fl", "decrypt", "pw.txt", "--secret", UNREADABLE, "-o", "avg.safetensors"])
+    assert r.exit_code == 3
+    assert f"qsafe: error: cannot read secret context {UNREADABLE}: Input/output error" in r.stderr
+    r = cli(["attest", "collect", "-c", "software", "--tdx-collateral", UNREADABLE])
+    assert r.exit_code == 3 and "internal error" not in r.stderr
+    assert not (ws / "avg.safetensors").exists()
