@@ -64,9 +64,11 @@ def _write_from_parts(
 ) -> None:
     # Deterministic seam: known-answer tests re-create CCTV files from their file key, stanzas and nonce.
     out: BinaryIO | ArmorWriter = ArmorWriter(dst) if armor else dst
-    out.write(encode_header(stanzas, file_key))
+    header = encode_header(stanzas, file_key)
+    out.write(header)
     out.write(nonce)
-    seal_to(src, payload_key(file_key, nonce), out.write, advance=advance)
+    offset = 0 if armor else len(header) + len(nonce)
+    seal_to(src, payload_key(file_key, nonce), out.write, advance=advance, offset=offset)
     if isinstance(out, ArmorWriter):
         out.close()
 

@@ -22,6 +22,13 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from qsafe._age._format import FILE_KEY_SIZE, Stanza, b64decode, b64encode, hkdf_sha256
 from qsafe.errors import FormatError
 
+try:  # see _x25519_private
+    from cryptography.hazmat.bindings._rust import openssl as _rust_openssl
+
+    _RUST_X25519 = _rust_openssl.x25519
+except (ImportError, AttributeError):  # pragma: no cover - another cryptography layout: the public API below
+    _RUST_X25519 = None  # type: ignore[assignment]
+
 Kind = Literal["pq", "classical", "passphrase"]
 X25519_LABEL = b"age-encryption.org/v1/X25519"
 SCRYPT_LABEL = b"age-encryption.org/v1/scrypt"
@@ -52,6 +59,20 @@ def _check_body(stanza: Stanza, what: str) -> None:
         raise FormatError(f"the {what} stanza body has the wrong length")
 
 
+def _x25519_private(secret: bytes | None = None) -> x25519.X25519PrivateKey:
+    """``X25519PrivateKey.from_private_bytes(secret)``, or ``generate()`` when ``secret`` is None.
+
+    The public class methods import cryptography's whole OpenSSL backend module on first use only to check for
+    FIPS mode (measured ~20 ms of every ``qsafe encrypt``/``decrypt``); the Rust functions they end in are
+    called directly when this cryptography has them (same objects, same errors for bad input).
+    """
+    if _RUST_X25519 is None:
+        if secret is None:
+            return x25519.X25519PrivateKey.generate()
+        return x25519.X25519PrivateKey.from_private_bytes(secret)
+    return _RUST_X25519.generate_key() if secret is None else _RUST_X25519.from_private_bytes(secret)
+
+
 def _x25519_shared(private: x25519.X25519PrivateKey, share: bytes) -> bytes:
     try:
         return private.exchange(x25519.X25519PublicKey.from_public_bytes(share))
@@ -68,7 +89,7 @@ class X25519Recipient:
     kind: Kind = "classical"
 
     def wrap(self, file_key: bytes) -> Stanza:
-        ephemeral = x25519.X25519PrivateKey.generate()
+        ephemeral = _x25519_private()
         share = ephemeral.public_key().public_bytes_raw()
         shared = _x25519_shared(ephemeral, self.public)
         key = hkdf_sha256(shared, share + self.public, X25519_LABEL)
@@ -82,7 +103,7 @@ class X25519Identity:
     secret: bytes
 
     def recipient(self) -> X25519Recipient:
-        return X25519Recipient(x25519.X25519PrivateKey.from_private_bytes(self.secret).public_key().public_bytes_raw())
+        return X25519Recipient(_x25519_private(self.secret).public_key().public_bytes_raw())
 
     def unwrap(self, stanza: Stanza) -> bytes | None:
         if stanza.type != "X25519":
@@ -93,7 +114,7 @@ class X25519Identity:
         if len(share) != 32:
             raise FormatError("the X25519 share has the wrong length")
         _check_body(stanza, "X25519")
-        private = x25519.X25519PrivateKey.from_private_bytes(self.secret)
+        private = _x25519_private(self.secret)
         shared = _x25519_shared(private, share)
         public = private.public_key().public_bytes_raw()
         return _open(hkdf_sha256(shared, share + public, X25519_LABEL), stanza.body)
@@ -109,7 +130,7 @@ def _hpke_suite() -> object:
 def xwing_keys(seed: bytes) -> tuple[mlkem.MLKEM768PrivateKey, x25519.X25519PrivateKey]:
     """Expand a 32-byte X-Wing seed: SHAKE-256(seed, 96) = ML-KEM-768 seed (64) || X25519 secret (32)."""
     expanded = hashlib.shake_256(seed).digest(96)
-    return mlkem.MLKEM768PrivateKey.from_seed_bytes(expanded[:64]), x25519.X25519PrivateKey.from_private_bytes(
+    return mlkem.MLKEM768PrivateKey.from_seed_bytes(expanded[:64]), _x25519_private(
         expanded[64:]
     )
 
