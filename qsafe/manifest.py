@@ -309,13 +309,15 @@ def _wants_tensors(f: ModelFile, cfg: HashingConfig) -> bool:
 def _plan(files: list[ModelFile], cfg: HashingConfig, method: str) -> list[_Job]:
     jobs: list[_Job] = []
     alg = cfg.algorithm
+    # Fusing a single-shard file's shard digest and tensor digests saves a read but puts both hashes on one
+    # thread; do it only when there are enough files to keep every worker busy anyway.
+    fuse = len(files) >= cfg.workers
     for f in files:
         tensors = _wants_tensors(f, cfg)
         if method == "files":
             jobs.append((f.size, _file_job(f, alg, tensors)))
             continue
-        if tensors and 0 < f.size <= cfg.shard_size:
-            # One shard = the whole file: its shard digest and tensor digests come from one fused read.
+        if tensors and fuse and 0 < f.size <= cfg.shard_size:  # one shard = the whole file: one fused read
             jobs.append((f.size, _file_job(f, alg, True, f"{f.name}:0:{f.size}", f"{alg}-sharded-{cfg.shard_size}")))
             continue
         # Several shards are hashed in parallel; a tensor's digest is sequential and may cross shards, so the

@@ -207,13 +207,15 @@ def test_fused_pass_matches_two_pass_definition(tmp_path: Path, chunk: int | Non
     assert fused.header_digest == header_hex
     assert {t.name: d for t, d in fused.tensors} == tensors
     size = path.stat().st_size
-    for cfg in (HashingConfig(), HashingConfig(method="shards", shard_size=size),
+    # shards: one shard with 1 worker (fused), with 2 (shard and tensor jobs apart), and several shards
+    for cfg in (HashingConfig(), HashingConfig(method="shards", shard_size=size, workers=1),
+                HashingConfig(method="shards", shard_size=size, workers=2),
                 HashingConfig(method="shards", shard_size=size // 3)):
         m = hash_model(varied_model, cfg)
         assert m.tensors["model.safetensors"].header == header_hex
         assert {t.name: t.digest for t in m.tensors["model.safetensors"].tensors} == tensors
         # the fused pass's file/shard digests equal plain hashing without tensor digests
         plain = hash_model(varied_model, HashingConfig(method=cfg.method, shard_size=cfg.shard_size,
-                                                       tensor_digests=False))
+                                                       tensor_digests=False, workers=cfg.workers))
         assert m.resources == plain.resources
     assert hash_model(varied_model).resources[0].digest == file_hex
