@@ -56,18 +56,37 @@ def _buffer(size: int, skew: int = 0) -> memoryview:
 
 
 class _Task:
-    """One batch for the pool; ``wait`` returns its result once a worker has run it."""
+    """One batch for the pool. Whoever claims it first runs it: a worker, or the waiting thread itself.
 
-    __slots__ = ("done", "error", "result", "run")
+    On a loaded machine a worker may not be scheduled for a while; the thread that needs the result then runs
+    the batch itself instead of sleeping (and its wake-up latency) — parallel when a core is free, never slower
+    than sequential when none is.
+    """
+
+    __slots__ = ("claim", "done", "error", "result", "run")
 
     def __init__(self, run: Callable[[], _Done]) -> None:
         self.run = run
         self.result = _Done(0)
         self.error: BaseException | None = None
+        self.claim = threading.Lock()
         self.done = threading.Lock()
         self.done.acquire()
 
+    def execute(self, cancelled: bool = False) -> None:
+        """Run the batch if nobody claimed it yet (skip it if ``cancelled``); errors go to :meth:`wait`."""
+        if not self.claim.acquire(blocking=False):
+            return
+        try:
+            if not cancelled:
+                self.result = self.run()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the waiting thread by _Task.wait
+            self.error = exc
+        finally:
+            self.done.release()
+
     def wait(self) -> _Done:
+        self.execute()
         with self.done:
             if self.error is not None:
                 raise self.error
@@ -87,13 +106,7 @@ class _Pool:
 
     def _loop(self) -> None:
         while (task := self.tasks.get()) is not None:
-            try:
-                if not self.cancelled:
-                    task.result = task.run()
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the waiting thread by _Task.wait
-                task.error = exc
-            finally:
-                task.done.release()
+            task.execute(self.cancelled)
 
     def submit(self, run: Callable[[], _Done]) -> _Task:
         task = _Task(run)
