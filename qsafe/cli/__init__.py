@@ -45,6 +45,9 @@ SHORT_HELP: dict[str, str] = {
 
 
 DEBUG_ENV = "QSAFE_DEBUG"
+# click >= 8.2 raises this UsageError to print a group's help when no subcommand is given.
+_NO_ARGS_IS_HELP: tuple[type[Exception], ...] = tuple(
+    cls for cls in (getattr(click.exceptions, "NoArgsIsHelpError", None),) if cls is not None)
 
 
 def render_error(err: QsafeError) -> None:
@@ -103,6 +106,16 @@ class LazyGroup(click.Group):
             return command
         return super().get_command(ctx, cmd_name)
 
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as err:  # `qsafe --bogus`: the top-level options, parsed before invoke
+            if isinstance(err, _NO_ARGS_IS_HELP):
+                raise
+            render_usage_error(err)
+            raise click.exceptions.Exit(err.exit_code) from err
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -110,6 +123,8 @@ class LazyGroup(click.Group):
             render_error(err)
             ctx.exit(err.exit_code)
         except click.UsageError as err:
+            if isinstance(err, _NO_ARGS_IS_HELP):
+                raise  # `qsafe fl` alone: click prints the group's help, which is not an error message
             render_usage_error(err)
             ctx.exit(err.exit_code)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):

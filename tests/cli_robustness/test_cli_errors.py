@@ -88,3 +88,16 @@ def test_version_and_every_help_import_no_heavy_dependency() -> None:
     assert proc.returncode == 0, proc.stderr
     count, *heavy = proc.stdout.strip().splitlines()[-1].split(" ")
     assert heavy == [] and int(count) >= 20  # every command and subcommand, nested groups included
+
+
+def test_unknown_top_level_option_in_qsafe_form(cli, ws: Path) -> None:
+    r = cli(["--bogus"])
+    assert r.exit_code == 2
+    assert r.stderr.splitlines() == ["qsafe: error: No such option '--bogus'.", "qsafe: hint: run `main --help`"]
+
+
+def test_group_without_subcommand_prints_its_help_not_an_error(cli, ws: Path) -> None:
+    for group in (["fl"], ["attest"], ["fl", "audit"]):
+        r = cli(group)
+        assert "Usage:" in r.stdout + r.stderr and "Commands:" in r.stdout + r.stderr
+        assert "qsafe: error" not in r.stderr
