@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from qsafe._io import refuse_same_file
 from qsafe.cli._common import emit_json, passphrase_options, progress, read_passphrase
 from qsafe.errors import UsageError
 
@@ -102,6 +103,9 @@ def simulate(**opts: Any) -> None:
     params = {d: _defense_params(d, opts) for d in defenses}
     signer = None
     if opts["audit_log"] is not None and opts["audit_key"] is not None:
+        # the log (and LOG.pub) must never replace the key it is signed with
+        refuse_same_file(opts["audit_log"], opts["audit_key"])
+        refuse_same_file(opts["audit_log"].with_name(opts["audit_log"].name + ".pub"), opts["audit_key"])
         signer = experiment.load_signer(opts["audit_key"], lambda: read_passphrase(opts["passphrase_file"]))
     total = len(defenses) * len(counts) * base.rounds + (0 if opts["no_reference"] else base.rounds)
     with progress(total, "simulating") as advance:

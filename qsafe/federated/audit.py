@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from qsafe._labels import MLDSA_CONTEXT_AUDIT_HEAD
-from qsafe.errors import AuditLogError, SignatureError
+from qsafe.errors import AuditLogError, FormatError, SignatureError
 from qsafe.keys import PrivateKey, PublicKey
 
 __all__ = ["AUDIT_VERSION", "AuditSummary", "AuditWriter", "canonical", "verify_audit_log"]
@@ -127,7 +127,15 @@ def verify_audit_log(path: str | Path, key: PublicKey) -> AuditSummary:
     Raises:
         AuditLogError: the first broken record is named (1-based line number, round, client): a broken link,
             a bad signature, an unexpected record, or records after the last signed head.
+        FormatError: the log cannot be read.
     """
+    try:
+        return _verify_lines(path, key)
+    except OSError as exc:
+        raise FormatError(f"cannot read audit log {path}: {exc.strerror or exc}") from exc
+
+
+def _verify_lines(path: str | Path, key: PublicKey) -> AuditSummary:
     prev, count, expected_round, number = _GENESIS, 0, 1, 0
     record: dict[str, Any] | None = None
     previous: dict[str, Any] | None = None
