@@ -73,9 +73,16 @@ def _x25519_private(secret: bytes | None = None) -> x25519.X25519PrivateKey:
     return _RUST_X25519.generate_key() if secret is None else _RUST_X25519.from_private_bytes(secret)
 
 
+def _x25519_public(data: bytes) -> x25519.X25519PublicKey:
+    """``X25519PublicKey.from_public_bytes(data)``, without the backend import (see :func:`_x25519_private`)."""
+    if _RUST_X25519 is None:
+        return x25519.X25519PublicKey.from_public_bytes(data)
+    return _RUST_X25519.from_public_bytes(data)
+
+
 def _x25519_shared(private: x25519.X25519PrivateKey, share: bytes) -> bytes:
     try:
-        return private.exchange(x25519.X25519PublicKey.from_public_bytes(share))
+        return private.exchange(_x25519_public(share))
     except ValueError:
         raise FormatError("an X25519 share is a low-order point (all-zero shared secret)") from None
 
@@ -147,7 +154,7 @@ class HybridRecipient:
 
         pub = hpke.MLKEM768X25519PublicKey(
             mlkem.MLKEM768PublicKey.from_public_bytes(self.public[:1184]),
-            x25519.X25519PublicKey.from_public_bytes(self.public[1184:]),
+            _x25519_public(self.public[1184:]),
         )
         sealed = _hpke_suite().encrypt(file_key, pub, info=HYBRID_LABEL)  # type: ignore[attr-defined]
         enc, body = sealed[:HYBRID_ENC_SIZE], sealed[HYBRID_ENC_SIZE:]
