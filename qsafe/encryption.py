@@ -33,7 +33,7 @@ from qsafe._age._keys import (
 )
 from qsafe._age._recipients import DEFAULT_WORK_FACTOR, MAX_WORK_FACTOR, ScryptIdentity, ScryptRecipient
 from qsafe._io import atomic_output
-from qsafe.errors import KeyFileError, UsageError
+from qsafe.errors import FormatError, KeyFileError, UsageError
 
 __all__ = [
     "DEFAULT_WORK_FACTOR",
@@ -129,14 +129,32 @@ def _reader(source: PathOrFile) -> Iterator[BinaryIO]:
 
 
 @contextlib.contextmanager
-def _writer(target: PathOrFile, source: PathOrFile, *, mode: int = 0o644) -> Iterator[BinaryIO]:
+def _io_errors(action: str) -> Iterator[None]:
+    """An operating-system error while streaming (unreadable input, full disk) becomes a clear qsafe error."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise  # the reader of standard output went away: the CLI handles that, not an error of the file
+    except OSError as exc:
+        raise FormatError(
+            f"I/O error while {action}: {exc.strerror or exc}",
+            hint="check that the input is readable and the output's disk has room; no output file was left",
+        ) from exc
+
+
+@contextlib.contextmanager
+def _writer(
+    target: PathOrFile, source: PathOrFile, *, mode: int = 0o644, also_inputs: Sequence[str | os.PathLike[str]] = ()
+) -> Iterator[BinaryIO]:
     if isinstance(target, (str, os.PathLike)):
         path = Path(target)
         if path.is_dir():
             raise UsageError(f"the output {path} is a directory", hint="give a file name with -o")
         if not path.absolute().parent.is_dir():
             raise UsageError(f"the output's folder {path.absolute().parent} does not exist")
-        inputs = (Path(source),) if isinstance(source, (str, os.PathLike)) else ()
+        # the output never replaces the input, nor an identity or recipients file read for this call
+        inputs = tuple(Path(p) for p in also_inputs)
+        inputs += (Path(source),) if isinstance(source, (str, os.PathLike)) else ()
         with atomic_output(target, inputs=inputs, mode=mode) as handle:
             yield handle
     else:
@@ -174,20 +192,22 @@ def encrypt(
     if passphrase is not None:
         targets.append(ScryptRecipient(passphrase, work_factor))
     if isinstance(input, (str, os.PathLike)) and Path(input).is_dir():
-        _encrypt_directory(Path(input), output, targets, armor=armor, progress=progress)
+        _encrypt_directory(Path(input), output, targets, armor=armor, progress=progress,
+                           also_inputs=recipients_files)
         return
-    with _reader(input) as src, _writer(output, input) as dst:
+    with _io_errors("encrypting"), _reader(input) as src, _writer(output, input, also_inputs=recipients_files) as dst:
         write_age(src, dst, targets, armor=armor, advance=progress)
 
 
 def _encrypt_directory(root: Path, output: PathOrFile, targets: list[AnyRecipient], *, armor: bool,
-                       progress: Callable[[int], None] | None) -> None:
+                       progress: Callable[[int], None] | None,
+                       also_inputs: Sequence[str | os.PathLike[str]] = ()) -> None:
     if isinstance(output, (str, os.PathLike)) and Path(output).resolve().is_relative_to(root.resolve()):
         raise UsageError(f"the output {output} lies inside the directory being encrypted")
     from qsafe._age._tar import tar_stream  # directory mode only: tarfile is not needed for single files
 
     check_recipients(targets)
-    with _writer(output, root) as dst:
+    with _writer(output, root, also_inputs=also_inputs) as dst:
         write_age(ByteSource(b"", tar_stream(root)), dst, targets, armor=armor,  # type: ignore[arg-type]
                   advance=progress)
 
@@ -233,7 +253,7 @@ def decrypt(
         keys.append(ScryptIdentity(passphrase, max_work_factor))
     if not keys:
         raise UsageError("no identity or passphrase given", hint="pass -i IDENTITY_FILE, or a passphrase")
-    with _reader(input) as src:
+    with _io_errors("decrypting"), _reader(input) as src:
         if extract is not None:
             from qsafe._age._tar import extract as extract_tar
 
@@ -241,5 +261,5 @@ def decrypt(
             extract_tar(ByteSource(b"", chunks), Path(extract), chunks)  # type: ignore[arg-type]
             return
         assert output is not None
-        with _writer(output, input, mode=0o600) as dst:
+        with _writer(output, input, mode=0o600, also_inputs=identity_files) as dst:
             decrypt_to(src, keys, dst.write, advance=progress)
