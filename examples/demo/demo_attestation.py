@@ -11,15 +11,16 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
+
+from _cli import qsafe  # examples/demo/_cli.py: one runner for every step
 
 from qsafe import keys
 
 TITLE = "Attestation: appraise recorded GPU evidence, refuse a tampered report, load through the gate"
-REPO = Path(__file__).resolve().parents[2]
+from _cli import REPO
+
 ATT = REPO / "attestations"
 EVIDENCE = ATT / "evidence" / "hopper-h100.evidence.json"
 HOPPER_POLICY = ATT / "policies" / "nvidia-hopper-cc.json"
@@ -29,13 +30,7 @@ RECORDED_NONCE = "931d8dd0add203ac3d8b4fbde75e115278eefcdceac5b87671a748f32364df
 AT = "2024-05-01T00:01:00Z"
 
 
-def _qsafe(*args: object) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    shown = [str(a).replace(str(REPO) + "/", "").replace(str(Path.cwd()) + "/", "") for a in args]
-    print("$ qsafe " + " ".join(shown), flush=True)
-    return subprocess.run([sys.executable, "-m", "qsafe", *map(str, args)], capture_output=True, text=True, env=env,
-                          check=False)
-
+_qsafe = qsafe
 
 def _expect(proc: subprocess.CompletedProcess[str], code: int, *, stderr_has: str = "", quiet: bool = False,
             why: str = "") -> None:

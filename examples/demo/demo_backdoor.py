@@ -7,25 +7,16 @@ changes one recorded weight and shows that ``qsafe fl audit verify`` names the c
 
 from __future__ import annotations
 
+import functools
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from _cli import qsafe  # examples/demo/_cli.py: one runner for every step
+
 TITLE = "Federated backdoor: attack without defense, Multi-Krum stops it, audit trail tamper-evident"
-REPO = Path(__file__).resolve().parents[2]
 
 
-def _qsafe(*args: object, expect: int = 0) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.run([sys.executable, "-m", "qsafe", *map(str, args)], capture_output=True, text=True, env=env,
-                          check=False)
-    if proc.returncode != expect:
-        raise RuntimeError(f"qsafe {' '.join(map(str, args))} exited {proc.returncode}, expected {expect}:\n"
-                           f"{proc.stderr}")
-    return proc
-
+_qsafe = functools.partial(qsafe, expect=0, show=False)
 
 def run(workdir: Path) -> None:
     d = workdir / "backdoor"

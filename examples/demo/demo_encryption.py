@@ -9,23 +9,18 @@ copy with one flipped payload bit is refused with exit 14 and nothing extracted,
 from __future__ import annotations
 
 import filecmp
+import functools
 import os
 import subprocess
-import sys
 from pathlib import Path
 
+from _cli import qsafe  # examples/demo/_cli.py: one runner for every step
+
 TITLE = "Post-quantum encryption (age format, ML-KEM-768 + X25519) and tamper refusal"
-REPO = Path(__file__).resolve().parents[2]
 PASSPHRASE = "demo identity passphrase"
 
 
-def _qsafe(*args: object) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "QSAFE_PASSPHRASE": PASSPHRASE}
-    print("$ qsafe " + " ".join(map(str, args)), flush=True)
-    return subprocess.run([sys.executable, "-m", "qsafe", *map(str, args)], capture_output=True, text=True,
-                          env=env, check=False)
-
+_qsafe = functools.partial(qsafe, passphrase=PASSPHRASE)
 
 def _expect_ok(result: subprocess.CompletedProcess[str], what: str) -> None:
     if result.returncode != 0 or result.stderr:

@@ -8,25 +8,16 @@ decrypts the average, which must match the plaintext average within the document
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
+from _cli import qsafe  # examples/demo/_cli.py: one runner for every step
 
 TITLE = "Encrypted federated round: three signed clients, homomorphic sum, replay refused"
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _qsafe(*args: object, expect: int = 0) -> str:
-    print("$ qsafe " + " ".join(map(str, args)), flush=True)
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.run([sys.executable, "-m", "qsafe", *map(str, args)], capture_output=True, text=True, env=env, check=False)
-    if proc.returncode != expect:
-        raise RuntimeError(f"qsafe {' '.join(map(str, args))} exited {proc.returncode}, expected {expect}:\n"
-                           f"{proc.stderr}")
-    return proc.stdout
+    return qsafe(*args, expect=expect).stdout
 
 
 def run(workdir: Path) -> None:

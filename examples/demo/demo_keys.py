@@ -7,27 +7,15 @@ and that keygen never overwrites a key (exit 2).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import functools
 from pathlib import Path
 
+from _cli import qsafe  # examples/demo/_cli.py: one runner for every step
+
 TITLE = "Keys: passphrase-protected composite ML-DSA-65 + Ed25519, both halves required"
-REPO = Path(__file__).resolve().parents[2]
 
 
-def _qsafe(*args: object, expect: int = 0, passphrase: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    env.pop("QSAFE_PASSPHRASE", None)
-    if passphrase is not None:
-        env["QSAFE_PASSPHRASE"] = passphrase
-    proc = subprocess.run([sys.executable, "-m", "qsafe", *map(str, args)], capture_output=True, text=True, env=env,
-                          check=False)
-    if proc.returncode != expect:
-        raise RuntimeError(f"qsafe {' '.join(map(str, args))} exited {proc.returncode}, expected {expect}:\n"
-                           f"{proc.stderr}")
-    return proc
-
+_qsafe = functools.partial(qsafe, expect=0, show=False)
 
 def run(workdir: Path) -> None:
     from qsafe import keys

@@ -13,27 +13,19 @@ Left behind for the later demo steps (encryption, attestation), untouched and ve
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
+from _cli import qsafe  # examples/demo/_cli.py: one runner for every step
 from safetensors.numpy import save_file
 
 from qsafe.manifest import read_safetensors_header
 
 TITLE = "Post-quantum model signing (ML-DSA-65) and tamper detection"
-REPO = Path(__file__).resolve().parents[2]
 
 
-def _qsafe(*args: object) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    cmd = [sys.executable, "-m", "qsafe", *map(str, args)]
-    print("$ qsafe " + " ".join(map(str, args)), flush=True)
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-
+_qsafe = qsafe
 
 def build_model(root: Path) -> None:
     """A tiny classifier: embedding, linear layer, bias, plus a config."""

@@ -9,6 +9,7 @@ evidence and loads the signed model through the attestation gate. Each part live
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -21,12 +22,17 @@ STEPS = ["demo_keys", "demo_signing", "demo_encryption", "demo_federated", "demo
 
 
 def main() -> int:
+    start = os.getcwd()
     with tempfile.TemporaryDirectory(prefix="qsafe-demo-") as tmp:
         workdir = Path(tmp)
-        for name in STEPS:
-            module = importlib.import_module(name)
-            print(f"\n=== {module.TITLE} ===", flush=True)
-            module.run(workdir)
+        os.chdir(workdir)  # transcripts then show short paths (model/, keys/ …) instead of /tmp/qsafe-demo-…
+        try:
+            for name in STEPS:
+                module = importlib.import_module(name)
+                print(f"\n=== {module.TITLE} ===", flush=True)
+                module.run(workdir)
+        finally:
+            os.chdir(start)
     print("\nqsafe demo: every step behaved as expected.")
     return 0
 
