@@ -29,6 +29,9 @@ def parse_recipient(text: str) -> Recipient:
         KeyFileError: not a recipient this implementation supports, or a corrupted one.
     """
     text = text.strip()
+    if text.startswith("-----BEGIN"):
+        raise KeyFileError("a PEM key is not an age recipient (a qsafe signing key's .pub, perhaps?)",
+                           hint="encrypt to the age1… / age1pq1… line of `qsafe keygen --alg ml-kem-768-x25519`")
     if text != text.lower():
         raise KeyFileError(f"recipient {text[:16]}… must be lower case")
     try:

@@ -49,3 +49,11 @@ def test_unreadable_input_is_a_clear_error_not_an_internal_one(cli, ws: Path) ->
     assert "qsafe: error: I/O error while encrypting" in r.stderr
     assert "internal error" not in r.stderr
     assert not (ws / "out.age").exists() and not leftovers(ws)
+
+
+def test_signing_public_key_as_recipients_file_is_named(cli, ws: Path) -> None:
+    _identity(cli, ws)
+    r = cli(["encrypt", "-R", "signer.pub", "-o", "out.age", "plain.txt"])
+    assert r.exit_code == 4
+    assert "qsafe: error: a PEM key is not an age recipient" in r.stderr
+    assert not (ws / "out.age").exists()
