@@ -14,9 +14,18 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qsafe.errors import FormatError, InvalidInputError, ModelMismatchError, UsageError
+
+if TYPE_CHECKING:  # types only: the gate imports attestation and signing code when it runs, not at import
+    from qsafe.attestation import Evidence, Policy
+    from qsafe.manifest import Manifest
+    from qsafe.policy import VerificationPolicy
+    from qsafe.verifying import KeysArg, SignatureArg
+
+    PolicyArg = Policy | str | Path
+    EvidenceArg = Evidence | str | Path
 
 __all__ = ["LoadedModel", "load_model"]
 
@@ -56,7 +65,7 @@ def _framework(requested: str | None) -> str:
     return "torch" if importlib.util.find_spec("torch") is not None else "numpy"
 
 
-def _attest(policy: Any, evidence: Any, collect: bool | Sequence[str], nonce: bytes | None, at: dt.datetime | None,
+def _attest(policy: PolicyArg, evidence: EvidenceArg | None, collect: bool | Sequence[str], nonce: bytes | None, at: dt.datetime | None,
             model_digest: str, collector_options: dict[str, dict[str, Any]] | None) -> Any:
     from qsafe import attestation as att
 
@@ -76,7 +85,7 @@ def _attest(policy: Any, evidence: Any, collect: bool | Sequence[str], nonce: by
     return att.verify_evidence(ev, pol, at=at, nonce=nonce, model_digest=model_digest)
 
 
-def _targets(model: Path, manifest: Any, files: Sequence[str] | None) -> list[tuple[str, Path]]:
+def _targets(model: Path, manifest: Manifest, files: Sequence[str] | None) -> list[tuple[str, Path]]:
     names = sorted({manifest.file_of(r.name) for r in manifest.resources})
     chosen = [n for n in names if n.endswith(".safetensors") or (n == "." and model.suffix == ".safetensors")]
     if files is not None:
@@ -99,7 +108,7 @@ def _targets(model: Path, manifest: Any, files: Sequence[str] | None) -> list[tu
     return out
 
 
-def _read(model: Path, manifest: Any, files: Sequence[str] | None,
+def _read(model: Path, manifest: Manifest, files: Sequence[str] | None,
           progress: Callable[[int], None] | None) -> tuple[list[str], list[Any]]:
     from qsafe._attest.tensorload import read_verified
 
@@ -122,17 +131,17 @@ def _read(model: Path, manifest: Any, files: Sequence[str] | None,
 
 def load_model(
     model: str | os.PathLike[str],
-    signature: Any,
-    keys: Any,
-    policy: Any,
+    signature: SignatureArg,
+    keys: KeysArg,
+    policy: PolicyArg | None,
     *,
-    evidence: Any = None,
+    evidence: EvidenceArg | None = None,
     collect: bool | Sequence[str] = False,
     nonce: bytes | None = None,
     at: dt.datetime | None = None,
     device: str | None = None,
     framework: str | None = None,
-    signature_policy: Any = None,
+    signature_policy: VerificationPolicy | None = None,
     files: Sequence[str] | None = None,
     unsafe_skip_attestation: bool = False,
     collector_options: dict[str, dict[str, Any]] | None = None,
@@ -178,11 +187,15 @@ def load_model(
         from qsafe._attest.tensorload import check_device
 
         check_device(device)
+    if policy is None and not unsafe_skip_attestation:
+        raise UsageError("an attestation policy is required",
+                         hint="pass a policy (attestations/policies/…), or, unsafely, unsafe_skip_attestation=True")
     signed = verify_bundle_signer(signature, keys, signature_policy or VerificationPolicy())
     manifest = signed.manifest
     model_digest = "sha256:" + manifest.root_digest
     result = None
     if not unsafe_skip_attestation:
+        assert policy is not None  # checked above, before anything was read
         result = _attest(policy, evidence, collect, nonce, at, model_digest, collector_options)
     names, pairs = _read(Path(model), manifest, files, progress)
     from qsafe._attest.tensorload import to_arrays

@@ -89,6 +89,8 @@ def test_policy_and_evidence_required(signed) -> None:
         load_model(model, model / "model.sig", pub, HOPPER_POLICY)
     with pytest.raises(UsageError):
         load_model(model, model / "model.sig", pub, HOPPER_POLICY, evidence=HOPPER, collect=True)
+    with pytest.raises(UsageError, match="an attestation policy is required"):
+        load_model(model, model / "model.sig", pub, None, evidence=HOPPER)
     skipped = load_model(model, model / "model.sig", pub, None, unsafe_skip_attestation=True, framework="numpy")
     assert skipped.attestation is None and skipped.attestation_skipped
 
