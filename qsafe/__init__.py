@@ -21,6 +21,7 @@ _LAZY = {
     "federated": "qsafe.federated",
     "errors": "qsafe.errors",
     "keys": "qsafe.keys",
+    "model_evidence": "qsafe.model_evidence",
 }
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "federated",
     "keys",
     "load_model",
+    "model_evidence",
     "sign",
     "verify",
 ]

@@ -10,6 +10,7 @@ MLDSA_CONTEXT_MODEL_BUNDLE = b"qsafe/v1 model-bundle dsse"
 MLDSA_CONTEXT_FL_UPDATE = b"qsafe/v1 federated-update"
 MLDSA_CONTEXT_AUDIT_HEAD = b"qsafe/v1 audit-round-head"
 MLDSA_CONTEXT_ATTESTATION_RESULT = b"qsafe/v1 attestation-result"
+MLDSA_CONTEXT_MODEL_EVIDENCE = b"qsafe/v1 model-evidence dsse"
 
 # Media and predicate types.
 SIGSTORE_BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
@@ -17,6 +18,10 @@ DSSE_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 IN_TOTO_STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 OMS_PREDICATE_TYPE = "https://model_signing/signature/v1.0"
 ATTESTATION_RESULT_PREDICATE_TYPE = "https://qsafe.dev/attestation-result/v1"
+# Model evidence (qsafe.model_evidence): signed statements about a model, subject = its manifest root digest.
+ROBUSTNESS_EVALUATION_PREDICATE_TYPE = "https://qsafe.dev/robustness-evaluation/v1"
+# Attestation-policy claim prefix of model-evidence rules ("model.robust_accuracy[linf,0.1]").
+MODEL_EVIDENCE_CLAIM_PREFIX = "model."
 
 # Binding hash for attestation freshness (nonce || model digest || policy digest).
 ATTESTATION_BINDING_LABEL = b"qsafe/v1 attestation-binding"

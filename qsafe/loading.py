@@ -66,10 +66,12 @@ def _framework(requested: str | None) -> str:
 
 
 def _attest(policy: PolicyArg, evidence: EvidenceArg | None, collect: bool | Sequence[str], nonce: bytes | None, at: dt.datetime | None,
-            model_digest: str, collector_options: dict[str, dict[str, Any]] | None) -> Any:
+            model_digest: str, collector_options: dict[str, dict[str, Any]] | None,
+            model_evidence: tuple[list[Any], list[str]] = ([], [])) -> Any:
     from qsafe import attestation as att
 
     pol = policy if isinstance(policy, att.Policy) else att.load_policy(policy)
+    extra = {"model_evidence": model_evidence[0], "model_evidence_refused": model_evidence[1]}
     if collect and evidence is not None:
         raise UsageError("give either evidence or collect, not both")
     if collect:
@@ -77,12 +79,13 @@ def _attest(policy: PolicyArg, evidence: EvidenceArg | None, collect: bool | Seq
         registry = att.NonceRegistry()
         nonce = registry.issue()
         ev = att.collect(names, nonce=nonce, policy=pol, model_digest=model_digest, options=collector_options)
-        return att.verify_evidence(ev, pol, at=at, nonce=nonce, model_digest=model_digest, nonce_registry=registry)
+        return att.verify_evidence(ev, pol, at=at, nonce=nonce, model_digest=model_digest, nonce_registry=registry,
+                                   **extra)
     if evidence is None:
         raise UsageError("attestation needs evidence (a file or Evidence) or collect=True",
                          hint="pass --evidence FILE or --collect (or, unsafely, --unsafe-skip-attestation)")
     ev = evidence if isinstance(evidence, att.Evidence) else att.load_evidence(evidence)
-    return att.verify_evidence(ev, pol, at=at, nonce=nonce, model_digest=model_digest)
+    return att.verify_evidence(ev, pol, at=at, nonce=nonce, model_digest=model_digest, **extra)
 
 
 def _targets(model: Path, manifest: Manifest, files: Sequence[str] | None) -> list[tuple[str, Path]]:
@@ -146,6 +149,8 @@ def load_model(
     unsafe_skip_attestation: bool = False,
     collector_options: dict[str, dict[str, Any]] | None = None,
     progress: Callable[[int], None] | None = None,
+    evaluations: Sequence[Any] = (),
+    evaluator_keys: KeysArg | None = None,
 ) -> LoadedModel:
     """Verify the model's signature, appraise the environment, then load the verified tensors.
 
@@ -166,13 +171,18 @@ def load_model(
         unsafe_skip_attestation: load without appraising any evidence. Unsafe; recorded on the result.
         collector_options: per-collector keyword options (e.g. ``{"tsm": {"root": ...}}``).
         progress: called with bytes read.
+        evaluations: signed model evidence about this model (paths, bytes or
+            :class:`~qsafe.model_evidence.ModelEvidence`); the policy's ``model.*`` rules are checked against it
+            in the same appraisal as the environment (one deny names every failure).
+        evaluator_keys: trusted public key(s) of the evaluators (required with ``evaluations``).
 
     Returns:
         The :class:`LoadedModel`.
 
     Raises:
         SignatureError / PolicyError / FormatError: the signature does not verify or is refused.
-        AttestationError: the evidence does not satisfy the policy (every failed claim named).
+        AttestationError: the evidence (environment or model) does not satisfy the policy (every failed claim
+            named), or an evaluation is unsigned, signed by another key or about another model.
         UnavailableError: ``collect`` on a machine without the device, or ``device`` absent.
         ModelMismatchError: a loaded tensor or header differs from the signed manifest.
         UsageError: neither evidence nor collect given (and attestation not skipped).
@@ -190,13 +200,21 @@ def load_model(
     if policy is None and not unsafe_skip_attestation:
         raise UsageError("an attestation policy is required",
                          hint="pass a policy (attestations/policies/…), or, unsafely, unsafe_skip_attestation=True")
+    if unsafe_skip_attestation and evaluations:
+        raise UsageError("model evidence is appraised with the attestation policy; it cannot be combined with "
+                         "unsafe_skip_attestation")
+    if evaluations and evaluator_keys is None:
+        raise UsageError("model evidence needs the evaluator's public key", hint="pass --evaluator-key PUB")
     signed = verify_bundle_signer(signature, keys, signature_policy or VerificationPolicy())
     manifest = signed.manifest
     model_digest = "sha256:" + manifest.root_digest
     result = None
     if not unsafe_skip_attestation:
         assert policy is not None  # checked above, before anything was read
-        result = _attest(policy, evidence, collect, nonce, at, model_digest, collector_options)
+        from qsafe.model_evidence import gather_model_evidence
+
+        gathered = gather_model_evidence(list(evaluations), evaluator_keys, model_digest)
+        result = _attest(policy, evidence, collect, nonce, at, model_digest, collector_options, gathered)
     names, pairs = _read(Path(model), manifest, files, progress)
     from qsafe._attest.tensorload import to_arrays
 

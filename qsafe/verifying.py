@@ -9,10 +9,12 @@ missing and extra file and every changed tensor).
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from qsafe._hashing.safetensors import digest_safetensors
 from qsafe._labels import MLDSA_CONTEXT_MODEL_BUNDLE
@@ -22,6 +24,10 @@ from qsafe.hashing import Progress
 from qsafe.keys import PublicKey, load_public_keys
 from qsafe.manifest import Manifest, SafetensorsDigests, hash_model
 from qsafe.policy import VerificationPolicy
+
+if TYPE_CHECKING:
+    from qsafe.attestation.policy import Policy
+    from qsafe.model_evidence import ModelEvidence
 
 __all__ = ["Verification", "verify", "verify_bundle", "verify_bundle_signer"]
 
@@ -37,6 +43,12 @@ class Verification:
     key_id: str
     algorithm: str
     post_quantum: bool
+    model_evidence: tuple[ModelEvidence, ...] = field(default=())
+
+    @property
+    def model_digest(self) -> str:
+        """``sha256:<root>``: the digest signed model evidence must name as its subject."""
+        return "sha256:" + self.manifest.root_digest
 
 
 def _keys(keys: KeysArg) -> list[PublicKey]:
@@ -121,6 +133,10 @@ def verify(
     policy: VerificationPolicy,
     allow_symlinks: bool = False,
     progress: Progress | None = None,
+    evaluations: Sequence[Any] = (),
+    evaluator_keys: KeysArg | None = None,
+    evidence_policy: Policy | str | os.PathLike[str] | None = None,
+    at: dt.datetime | None = None,
 ) -> Verification:
     """Verify a model directory or file against its signature bundle.
 
@@ -131,15 +147,27 @@ def verify(
         policy: the verification policy (required; the default instance requires post-quantum).
         allow_symlinks: follow in-root symlinks, if the signer also allowed them.
         progress: optional ``(advance_bytes, total_bytes)`` callback while hashing.
+        evaluations: signed model evidence (paths, bytes or :class:`~qsafe.model_evidence.ModelEvidence`) about
+            this model, checked after the model itself (signature, subject = this model's root digest).
+        evaluator_keys: trusted public key(s) of the evaluators (required with ``evaluations``).
+        evidence_policy: an attestation policy whose ``model.*`` rules the evidence must satisfy (a policy with
+            environment rules is refused here: that is the load gate's job).
+        at: time for the policy's rules (default now).
 
     Returns:
-        What was verified (the manifest and the signer's key id and algorithm).
+        What was verified (the manifest, the signer's key id and algorithm, the verified model evidence).
 
     Raises:
-        FormatError: malformed bundle (3). SignatureError: bad signature or wrong key (10).
+        FormatError: malformed bundle or evidence (3). SignatureError: bad signature or wrong key (10).
         PolicyError: refused by policy (11). ModelMismatchError: the model changed (12).
+        AttestationError: the model evidence is missing, refused or too weak for ``evidence_policy`` (15).
         InvalidInputError: refused symlink or special file in the model (2).
     """
+    pol = _model_policy(evidence_policy)  # a wrong policy is refused before hashing
+    if evaluations and evaluator_keys is None:
+        from qsafe.errors import UsageError
+
+        raise UsageError("model evidence needs the evaluator's public key", hint="pass --evaluator-key PUB")
     result = verify_bundle_signer(signature, keys, policy)
     expected = result.manifest
     root = Path(model)
@@ -151,7 +179,36 @@ def verify(
     config = dataclasses.replace(config, ignore_paths=tuple(dict.fromkeys(ignore)))
     actual = hash_model(root, config, progress=progress)
     _compare(expected, actual, root)
+    if evaluations or pol is not None:
+        result = dataclasses.replace(result, model_evidence=_check_evidence(
+            result.model_digest, evaluations, evaluator_keys, pol, at))
     return result
+
+
+def _model_policy(policy: Policy | str | os.PathLike[str] | None) -> Policy | None:
+    if policy is None:
+        return None
+    from qsafe.attestation.policy import Policy, load_policy
+    from qsafe.model_evidence import require_model_only
+
+    pol = policy if isinstance(policy, Policy) else load_policy(Path(policy))
+    require_model_only(pol)
+    return pol
+
+
+def _check_evidence(model_digest: str, evaluations: Sequence[Any], keys: KeysArg | None,
+                    pol: Policy | None, at: dt.datetime | None) -> tuple[ModelEvidence, ...]:
+    from qsafe.model_evidence import check_model_evidence, gather_model_evidence
+
+    verified, refused = gather_model_evidence(list(evaluations), keys, model_digest)
+    if pol is not None:
+        check_model_evidence(pol, verified, refused, at)
+    elif refused:
+        from qsafe.errors import AttestationError
+
+        raise AttestationError("model evidence refused:\n" + "\n".join(f"  {r}" for r in refused),
+                               failed_claims=[r.split(":", 1)[0] for r in refused])
+    return tuple(verified)
 
 
 def _signature_inside(signature: SignatureArg, root: Path) -> str | None:

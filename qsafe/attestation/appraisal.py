@@ -11,14 +11,18 @@ import datetime as dt
 import hashlib
 import secrets
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qsafe import _labels
 from qsafe.attestation.evidence import Evidence, format_time, utcnow
 from qsafe.attestation.policy import UNSAFE_REPLAY, Policy, evaluate_rule
 from qsafe.attestation.verifiers import ItemResult, verify_item
 from qsafe.errors import AttestationError, InvalidInputError
+
+if TYPE_CHECKING:
+    from qsafe.model_evidence import ModelEvidence
 
 __all__ = ["AppraisalResult", "NonceRegistry", "appraise", "binding_hash", "new_nonce", "verify_evidence"]
 
@@ -83,13 +87,14 @@ class AppraisalResult:
     failed: list[str]
     items: list[dict[str, Any]]
     claims: dict[str, Any] = field(default_factory=dict)
+    model_evidence: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def allowed(self) -> bool:
         return self.verdict == "allow"
 
     def predicate(self) -> dict[str, Any]:
-        return {
+        out = {
             "verdict": self.verdict,
             "policy": {"name": self.policy_name, "digest": self.policy_digest},
             "appraisedAt": format_time(self.appraised_at),
@@ -99,6 +104,9 @@ class AppraisalResult:
             "evidence": self.items,
             "claims": self.claims,
         }
+        if self.model_evidence:
+            out["modelEvidence"] = self.model_evidence
+        return out
 
 
 def _freshness_value(res: ItemResult) -> bytes | None:
@@ -163,6 +171,8 @@ def _evaluate(results: list[ItemResult], evidence: Evidence, policy: Policy, at:
            **{f"evidence.count.{p}": n for p, n in counts.items()}}
     for key, rule in sorted(policy.claims.items()):
         prefix, _, name = key.partition(".")
+        if prefix == "model":  # model-evidence rules: qsafe.model_evidence.evaluate_model_rules
+            continue
         if prefix == "evidence":
             value = top.get(key)
             targets = [(key, key in top, value)]
@@ -191,6 +201,8 @@ def appraise(
     nonce: bytes | None = None,
     model_digest: str | None = None,
     nonce_registry: NonceRegistry | None = None,
+    model_evidence: Sequence[ModelEvidence] = (),
+    model_evidence_refused: Sequence[str] = (),
 ) -> AppraisalResult:
     """Verify and appraise ``evidence`` under ``policy``.
 
@@ -201,6 +213,9 @@ def appraise(
         nonce: the verifier's single-use nonce (None: freshness can only be accepted as replay).
         model_digest: the model this appraisal gates (part of the binding), or None.
         nonce_registry: when given, ``nonce`` is consumed from it (single use).
+        model_evidence: verified model evidence (:func:`qsafe.model_evidence.gather_model_evidence`) for the
+            policy's ``model.*`` rules; without it those rules deny (missing claim).
+        model_evidence_refused: deny lines for evaluations that were refused (bad signature, other model).
 
     Returns:
         The result; ``verdict`` is ``deny`` with every failure in ``failed`` when anything fails.
@@ -232,12 +247,18 @@ def appraise(
             failed.append(f"{kind}: required evidence is missing or did not verify")
     freshness = _freshness(results, policy, nonce, binding, failed)
     claims = _evaluate(results, evidence, policy, at, failed)
+    from qsafe.model_evidence import evaluate_model_rules
+
+    failed += model_evidence_refused
+    model_failed, model_seen = evaluate_model_rules(policy, model_evidence, at)
+    failed += model_failed
+    claims.update(model_seen)
     items = [{"kind": r.kind, "index": r.index, "signed": r.signed, "passed": r.passed, "failed": sorted(r.failed)}
              for r in results]
     return AppraisalResult(
         verdict="deny" if failed else "allow", policy_name=policy.name, policy_digest=policy.digest,
         appraised_at=at, evidence_digest=evidence.digest(), model_digest=model_digest, freshness=freshness,
-        failed=failed, items=items, claims=claims,
+        failed=failed, items=items, claims=claims, model_evidence=[e.summary() for e in model_evidence],
     )
 
 

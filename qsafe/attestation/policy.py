@@ -2,7 +2,9 @@
 
 A policy names the evidence kinds it requires, the freshness modes it accepts, and typed rules over claims
 (``equals``, ``one_of``, ``allowlist``, ``version_at_least``, ``at_least``, ``at_most``, ``max_age_seconds``).
-A rule whose claim is absent denies. A rule on ``gpu.X`` applies to every GPU in the evidence.
+A rule whose claim is absent denies. A rule on ``gpu.X`` applies to every GPU in the evidence. A rule on
+``model.X`` is checked against signed model evidence (:mod:`qsafe.model_evidence`); only such rules may carry the
+qualifiers ``predicate_type`` and ``signed_by``, which choose the statements whose claims count.
 
 Freshness modes: ``binding`` (the GPU nonce / TEE report data is :func:`binding_hash` over the verifier's
 single-use nonce, the model digest and this policy's digest), ``challenge`` (it is the verifier's single-use
@@ -27,6 +29,7 @@ __all__ = ["POLICY_FORMAT", "Policy", "evaluate_rule", "load_policy", "policy_fr
 
 POLICY_FORMAT = "qsafe-attestation-policy/v1"
 UNSAFE_REPLAY = "unsafe-accept-replay"
+QUALIFIERS = ("predicate_type", "signed_by")
 _MAX_POLICY_BYTES = 1024 * 1024
 _CLOCK_SKEW = dt.timedelta(minutes=5)
 
@@ -82,6 +85,10 @@ def policy_from_json(doc: Any) -> Policy:
     for key, rule in doc["claims"].items():
         if "max_age_seconds" in rule and not key.endswith("_at"):
             raise FormatError(f"invalid attestation policy: max_age_seconds applies to a time claim (*_at), not {key}")
+        qualifiers = sorted(q for q in QUALIFIERS if q in rule)
+        if qualifiers and not key.startswith("model."):
+            raise FormatError(f"invalid attestation policy: {', '.join(qualifiers)} applies to model evidence rules "
+                              f"(model.*), not {key}")
     canonical = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
     return Policy(name=doc["name"], doc=doc, digest="sha256:" + hashlib.sha256(canonical).hexdigest())
 
@@ -124,6 +131,8 @@ def evaluate_rule(value: Any, rule: dict[str, Any], at: dt.datetime) -> str | No
         None when every operator holds, else the reason for the first that does not.
     """
     for op, want in rule.items():
+        if op in QUALIFIERS:  # which statements count, not a test of the value (see qsafe.model_evidence)
+            continue
         reason = _check(op, value, want, at)
         if reason:
             return reason

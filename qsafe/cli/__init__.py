@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "fl": "qsafe.cli.federated:fl",
     "attest": "qsafe.cli.attestation:attest",
     "load": "qsafe.cli.loading:load",
+    "evidence": "qsafe.cli.evidence:evidence",
 }
 
 # One-line help shown by `qsafe --help` without importing any command module.
@@ -41,6 +42,7 @@ SHORT_HELP: dict[str, str] = {
     "fl": "Homomorphically encrypted federated updates and robust aggregation.",
     "attest": "Collect and appraise attestation evidence against a policy.",
     "load": "Verify, attest, then load a model's tensors (the gate).",
+    "evidence": "Sign and check signed model evidence (evaluations, model cards).",
 }
 
 

@@ -33,6 +33,10 @@ UNSAFE_SKIP_WARNING = (
 @click.option("--device", help="Put torch tensors here, e.g. cuda:0.")
 @click.option("--framework", type=click.Choice(["torch", "numpy"]), help="Default: torch when installed.")
 @click.option("--allow-classical", is_flag=True, help="Accept a classical-only (ECDSA) model signature.")
+@click.option("--evaluation", "evaluations", multiple=True, type=_EXISTING,
+              help="Signed model evidence about MODEL for the policy's model.* rules (repeatable).")
+@click.option("--evaluator-key", "evaluator_keys", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Trusted public key of the evaluator(s) that signed --evaluation (repeatable).")
 @click.option("--unsafe-skip-attestation", is_flag=True, help="UNSAFE: load without appraising any evidence.")
 @click.option("--result", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the ML-DSA-signed appraisal result here (also on deny).")
@@ -41,7 +45,8 @@ UNSAFE_SKIP_WARNING = (
 @click.option("--json", "as_json", is_flag=True, help="Print what was loaded and the appraisal as JSON.")
 def load(model: Path, signature: Path | None, key: Path, policy: Path | None, evidence: Path | None,
          do_collect: bool, collectors: tuple[str, ...], nonce_hex: str | None, at: str | None, device: str | None,
-         framework: str | None, allow_classical: bool, unsafe_skip_attestation: bool, result: Path | None,
+         framework: str | None, allow_classical: bool, evaluations: tuple[Path, ...],
+         evaluator_keys: tuple[Path, ...], unsafe_skip_attestation: bool, result: Path | None,
          result_key: Path | None, passphrase_file: Path | None, as_json: bool) -> None:
     """Verify MODEL's signature, appraise the environment, then load its tensors; silent on success."""
     from qsafe.loading import load_model
@@ -52,12 +57,17 @@ def load(model: Path, signature: Path | None, key: Path, policy: Path | None, ev
     if unsafe_skip_attestation:
         if result is not None:
             raise UsageError("--result needs an appraisal; it cannot be combined with --unsafe-skip-attestation")
-        if evidence or do_collect or policy:
-            raise UsageError("--unsafe-skip-attestation cannot be combined with --policy, --evidence or --collect")
+        if evidence or do_collect or policy or evaluations:
+            raise UsageError("--unsafe-skip-attestation cannot be combined with --policy, --evidence, --collect or "
+                             "--evaluation")
     elif policy is None:
         raise UsageError("--policy is required (an attestation policy; see attestations/policies/)")
     elif bool(evidence) == bool(do_collect):
         raise UsageError("give exactly one of --evidence FILE or --collect")
+    if evaluations and not evaluator_keys:
+        raise UsageError("--evaluation needs --evaluator-key (the evaluator's public key)")
+    if evaluator_keys and not evaluations:
+        raise UsageError("--evaluator-key needs --evaluation FILE")
     sig = signature or (model / "model.sig" if model.is_dir() else None)
     if sig is None or not sig.exists():
         raise UsageError("no signature: pass --signature (MODEL/model.sig does not exist)")
@@ -66,7 +76,7 @@ def load(model: Path, signature: Path | None, key: Path, policy: Path | None, ev
     except ValueError as exc:
         raise UsageError("--nonce must be hex") from exc
     if result is not None:  # refuse a bad --result before the passphrase, the hashing and the appraisal
-        _check_result_path(result, model, sig, key, policy, evidence, result_key, passphrase_file)
+        _check_result_path(result, model, sig, key, policy, evidence, result_key, passphrase_file, *evaluations)
     when = parse_time_option(at)
     signing_key = load_signing_key(result_key, passphrase_file) if result_key else None
     total = sum(p.stat().st_size for p in ([model] if model.is_file() else model.rglob("*.safetensors")))
@@ -77,6 +87,7 @@ def load(model: Path, signature: Path | None, key: Path, policy: Path | None, ev
                 nonce=nonce, at=when, device=device, framework=framework,
                 signature_policy=VerificationPolicy(allow_classical=allow_classical),
                 unsafe_skip_attestation=unsafe_skip_attestation, progress=advance,
+                evaluations=list(evaluations), evaluator_keys=list(evaluator_keys) or None,
             )
     except AttestationError as err:
         if result is not None and getattr(err, "result", None) is not None:

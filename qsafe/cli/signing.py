@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from qsafe.cli._common import PASSPHRASE_ENV, emit_json, progress, read_passphrase
-from qsafe.errors import ModelMismatchError, QsafeError
+from qsafe.errors import AttestationError, ModelMismatchError, QsafeError, UsageError
 
 
 @contextlib.contextmanager
@@ -85,7 +85,8 @@ def _report(verification: Any) -> dict[str, Any]:
     m = verification.manifest
     return {"verified": True, "key_id": verification.key_id, "algorithm": verification.algorithm,
             "post_quantum": verification.post_quantum, "model_name": m.model_name, "root_digest": m.root_digest,
-            "files": len(m.files()), "tensors": sum(len(t.tensors) for t in m.tensors.values())}
+            "files": len(m.files()), "tensors": sum(len(t.tensors) for t in m.tensors.values()),
+            "model_evidence": [e.summary() for e in verification.model_evidence]}
 
 
 def _failure(err: QsafeError) -> dict[str, Any]:
@@ -93,6 +94,8 @@ def _failure(err: QsafeError) -> dict[str, Any]:
                            "message": str(err)}
     if isinstance(err, ModelMismatchError):
         out.update(changed=err.changed, missing=err.missing, extra=err.extra, changed_tensors=err.changed_tensors)
+    if isinstance(err, AttestationError):
+        out["failed_claims"] = err.failed_claims
     return out
 
 
@@ -104,19 +107,38 @@ def _failure(err: QsafeError) -> dict[str, Any]:
               help="Trusted public key file or directory of *.pub (repeatable).")
 @click.option("--allow-classical", is_flag=True, help="Accept classical-only (ECDSA, model-signing) signatures.")
 @click.option("--allow-symlinks", is_flag=True, help="Follow in-root symlinks (only if the signer allowed them).")
+@click.option("--evaluation", "evaluations", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Signed model evidence about MODEL (e.g. from `qsafe robust report --sign`; repeatable).")
+@click.option("--evaluator-key", "evaluator_keys", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Trusted public key of the evaluator(s) that signed --evaluation (file or directory; repeatable).")
+@click.option("--policy", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Policy whose model.* rules the evidence must satisfy (deny: exit 15).")
+@click.option("--at", "at", help="Time for the policy's rules (ISO-8601; default now).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report (success and failure).")
 def verify(model: Path, signature: Path | None, key_paths: tuple[Path, ...], allow_classical: bool,
-           allow_symlinks: bool, as_json: bool) -> None:
-    """Verify MODEL against its signature. Silent on success; names every change on failure."""
+           allow_symlinks: bool, evaluations: tuple[Path, ...], evaluator_keys: tuple[Path, ...],
+           policy: Path | None, at: str | None, as_json: bool) -> None:
+    """Verify MODEL against its signature (and its signed evidence against --policy). Silent on success."""
     from qsafe.bundle import default_signature_path
     from qsafe.policy import VerificationPolicy
     from qsafe.verifying import verify as verify_model
 
-    policy = VerificationPolicy(allow_classical=allow_classical)
+    if evaluations and not evaluator_keys:
+        raise UsageError("--evaluation needs --evaluator-key (the evaluator's public key)")
+    if evaluator_keys and not evaluations and policy is None:
+        raise UsageError("--evaluator-key needs --evaluation FILE")
+    when = None
+    if at is not None:
+        from qsafe.cli.attestation import parse_time_option
+
+        when = parse_time_option(at)
+    sig_policy = VerificationPolicy(allow_classical=allow_classical)
     try:
         with _progress_bar("verifying") as bar:
             result = verify_model(model, signature or default_signature_path(model), list(key_paths),
-                                  policy=policy, allow_symlinks=allow_symlinks, progress=bar)
+                                  policy=sig_policy, allow_symlinks=allow_symlinks, progress=bar,
+                                  evaluations=list(evaluations), evaluator_keys=list(evaluator_keys) or None,
+                                  evidence_policy=policy, at=when)
     except QsafeError as err:
         if as_json:
             emit_json(_failure(err))
