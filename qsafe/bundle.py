@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qsafe import _json as _hardened_json
+from qsafe import _limits
+from qsafe._files import read_regular
 from qsafe._labels import (
     DSSE_PAYLOAD_TYPE,
     IN_TOTO_STATEMENT_TYPE,
@@ -48,7 +51,7 @@ __all__ = [
     "statement_bytes",
 ]
 
-MAX_BUNDLE_BYTES = 256 << 20
+MAX_BUNDLE_BYTES = _limits.BUNDLE_MAX_BYTES
 DEFAULT_SIGNATURE_NAME = "model.sig"
 
 
@@ -93,18 +96,9 @@ class Bundle:
         return doc
 
 
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
-        raise FormatError("duplicate key in JSON object")  # two parsers could read two different documents
-    return dict(pairs)
-
-
 def _json(data: bytes, what: str) -> Any:
-    try:
-        return json.loads(data.decode("utf-8"), object_pairs_hook=_unique)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise FormatError(f"{what} is not JSON: {exc}") from None
+    # duplicate keys, NaN, huge numbers, deep nesting and lone surrogates are all refused (qsafe._json)
+    return _hardened_json.loads(data, what, max_bytes=MAX_BUNDLE_BYTES)
 
 
 def _b64(value: Any, what: str) -> bytes:
@@ -137,15 +131,15 @@ _ENVELOPE = frozenset({"payload", "payloadType", "signatures"})
 _SIGNATURE = frozenset({"sig", "keyid"})
 
 
-def parse_bundle(data: bytes) -> Bundle:
-    """Parse bundle bytes without verifying anything.
+def parse_bundle(data: bytes, *, what: str = "signature file") -> Bundle:
+    """Parse bundle bytes without verifying anything (``what`` names the input in messages).
 
     Raises:
         FormatError: not a Sigstore bundle v0.3 with one DSSE signature and key verification material.
     """
     if len(data) > MAX_BUNDLE_BYTES:
-        raise FormatError(f"signature file larger than {MAX_BUNDLE_BYTES} bytes")
-    doc = _obj(_json(data, "signature file"), "document", _TOP)
+        raise FormatError(f"{what} is larger than {MAX_BUNDLE_BYTES} bytes")
+    doc = _obj(_json(data, what), "document", _TOP)
     if doc.get("mediaType") != SIGSTORE_BUNDLE_MEDIA_TYPE:
         raise FormatError(f"bundle mediaType must be {SIGSTORE_BUNDLE_MEDIA_TYPE}")
     material = _obj(doc.get("verificationMaterial"), "verificationMaterial")
@@ -194,12 +188,10 @@ def read_bundle(path: str | Path) -> Bundle:
     """
     p = Path(path)
     try:
-        with open(p, "rb") as handle:
-            data = handle.read(MAX_BUNDLE_BYTES + 1)
-    except OSError as exc:
-        raise FormatError(f"cannot read signature file {p}: {exc.strerror}",
-                          hint="pass the signature with --signature") from None
-    return parse_bundle(data)
+        data = read_regular(p, "signature file", max_bytes=MAX_BUNDLE_BYTES)
+    except FormatError as exc:
+        raise FormatError(exc.message, hint="pass the signature with --signature") from None
+    return parse_bundle(data, what=f"signature file {str(p)!r}")
 
 
 def _annotation(digests: SafetensorsDigests) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qsafe import _json as _hardened_json
 from qsafe import _labels
 from qsafe.errors import AttestationError, FormatError, SignatureError, UsageError
 
@@ -261,22 +262,9 @@ def sign_model_evidence(model_digest: str, predicate_type: str, predicate: Mappi
     return (json.dumps(envelope, indent=2, sort_keys=True) + "\n").encode()
 
 
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
-        raise FormatError("duplicate key in a model evidence JSON object")
-    return dict(pairs)
-
-
-def _reject_constant(name: str) -> Any:
-    raise FormatError(f"model evidence contains {name}, which is not JSON")
-
-
 def _json(data: bytes, what: str) -> Any:
-    try:
-        return json.loads(data.decode("utf-8"), object_pairs_hook=_unique, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise FormatError(f"{what} is not JSON: {exc}") from None
+    # the one hardened reader: duplicate keys, NaN, huge numbers, deep nesting, lone surrogates refused
+    return _hardened_json.loads(data, what)
 
 
 def _b64(value: Any, what: str) -> bytes:

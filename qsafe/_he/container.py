@@ -20,6 +20,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+from qsafe import _json
 from qsafe.errors import FormatError
 
 __all__ = ["Container", "canonical_json", "decode", "encode", "sha256_hex"]
@@ -88,10 +89,7 @@ def decode(data: bytes, magic: bytes, what: str) -> Container:
     reader = _Reader(data, what)
     reader.take(len(magic))
     header_bytes = reader.take(reader.length(">I", MAX_HEADER, "header length"))
-    try:
-        header = json.loads(header_bytes)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"the {what}'s header is not JSON: {exc}") from exc
+    header = _json.loads(header_bytes, f"the {what}'s header", max_bytes=MAX_HEADER)
     if not isinstance(header, dict) or canonical_json(header) != header_bytes:
         raise FormatError(f"the {what}'s header is not a canonical JSON object")
     count = reader.length(">I", MAX_BLOBS, "blob count")

@@ -23,13 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qsafe import _json, _limits
 from qsafe.errors import FormatError
 
 __all__ = ["EVIDENCE_FORMAT", "KINDS", "Evidence", "format_time", "load_evidence", "parse_time", "utcnow"]
 
 EVIDENCE_FORMAT = "qsafe-evidence/v1"
 KINDS = ("nvidia-gpu", "nvidia-cc", "sev-snp", "tdx", "software")
-_MAX_EVIDENCE_BYTES = 16 * 1024 * 1024
+_MAX_EVIDENCE_BYTES = _limits.EVIDENCE_MAX_BYTES
 
 
 def utcnow() -> dt.datetime:
@@ -38,16 +39,12 @@ def utcnow() -> dt.datetime:
 
 
 def parse_time(text: str) -> dt.datetime:
-    """Parse an ISO-8601 time; a naive time is taken as UTC.
+    """Parse an ISO-8601 time into UTC; a naive time is taken as UTC.
 
     Raises:
-        FormatError: not an ISO-8601 time.
+        FormatError: not an ISO-8601 time, or outside the years qsafe accepts (see :mod:`qsafe._limits`).
     """
-    try:
-        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise FormatError(f"not an ISO-8601 time: {text!r}") from exc
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return _json.parse_time(text)
 
 
 def format_time(value: dt.datetime) -> str:
@@ -115,7 +112,7 @@ class Evidence:
             raise FormatError("evidence has no collected_at time")
         nonce = doc.get("nonce")
         return cls(
-            collected_at=parse_time(doc["collected_at"]),
+            collected_at=_json.parse_time(doc["collected_at"], "evidence collected_at"),
             nonce=hexdecode(nonce, "evidence nonce") if isinstance(nonce, str) else None,
             items=items,
         )
@@ -127,15 +124,8 @@ def load_evidence(path: str | Path) -> Evidence:
     Raises:
         FormatError: unreadable, too large, not JSON, or not an evidence document.
     """
-    p = Path(path)
+    doc = _json.load_file(path, "evidence", max_bytes=_MAX_EVIDENCE_BYTES)
     try:
-        if p.stat().st_size > _MAX_EVIDENCE_BYTES:
-            raise FormatError(f"{p} is larger than {_MAX_EVIDENCE_BYTES} bytes; not evidence")
-        data = p.read_bytes()
-    except OSError as exc:
-        raise FormatError(f"cannot read evidence {p}: {exc.strerror}") from exc
-    try:
-        doc = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise FormatError(f"{p} is not JSON: {exc}") from exc
-    return Evidence.from_json(doc)
+        return Evidence.from_json(doc)
+    except FormatError as exc:
+        raise FormatError(f"evidence {str(path)!r}: {exc.message}", hint=exc.hint) from None

@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from qsafe import _json, _limits
 from qsafe.attestation.evidence import parse_time
 from qsafe.errors import FormatError
 
@@ -30,7 +31,7 @@ __all__ = ["POLICY_FORMAT", "Policy", "evaluate_rule", "load_policy", "policy_fr
 POLICY_FORMAT = "qsafe-attestation-policy/v1"
 UNSAFE_REPLAY = "unsafe-accept-replay"
 QUALIFIERS = ("predicate_type", "signed_by")
-_MAX_POLICY_BYTES = 1024 * 1024
+_MAX_POLICY_BYTES = _limits.POLICY_MAX_BYTES
 _CLOCK_SKEW = dt.timedelta(minutes=5)
 
 
@@ -99,16 +100,8 @@ def load_policy(path: str | Path) -> Policy:
     Raises:
         FormatError: unreadable, not JSON, or not a valid policy.
     """
-    p = Path(path)
-    try:
-        if p.stat().st_size > _MAX_POLICY_BYTES:
-            raise FormatError(f"{p} is too large to be a policy")
-        doc = json.loads(p.read_bytes())
-    except OSError as exc:
-        raise FormatError(f"cannot read policy {p}: {exc.strerror}") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise FormatError(f"policy {p} is not JSON: {exc}") from exc
-    return policy_from_json(doc)
+    # duplicate keys are refused here: the policy's digest must describe the one document every reader sees
+    return policy_from_json(_json.load_file(path, "policy", max_bytes=_MAX_POLICY_BYTES))
 
 
 def _versions(value: Any, want: str) -> tuple[tuple[int, ...], tuple[int, ...]]:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from qsafe import _json, _limits
+from qsafe._files import read_regular
 from qsafe.attestation.evidence import Evidence
 from qsafe.errors import FormatError, UsageError
 
@@ -24,10 +25,7 @@ IMPORT_KINDS = ("nvidia-report", "nvidia-json", "sev-snp", "tdx")
 
 
 def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise FormatError(f"cannot read {path}: {exc.strerror}") from exc
+    return read_regular(path, "recorded evidence", max_bytes=_limits.EVIDENCE_MAX_BYTES)
 
 
 def _nvidia_report(paths: Sequence[Path]) -> list[dict[str, Any]]:
@@ -38,21 +36,25 @@ def _nvidia_report(paths: Sequence[Path]) -> list[dict[str, Any]]:
         report = bytes.fromhex(raw.decode("ascii").strip()) if raw[:1].isalnum() else raw
     except (UnicodeDecodeError, ValueError) as exc:
         raise FormatError(f"{paths[0]} is not a hex GPU report") from exc
-    return [{"kind": "nvidia-gpu", "index": 0, "report": report.hex(), "cert_chain": _read(paths[1]).decode()}]
+    try:
+        chain = _read(paths[1]).decode("ascii")
+    except UnicodeDecodeError:
+        raise FormatError(f"{paths[1]} is not a PEM certificate chain") from None
+    return [{"kind": "nvidia-gpu", "index": 0, "report": report.hex(), "cert_chain": chain}]
 
 
 def _nvidia_json(paths: Sequence[Path]) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for path in paths:
         try:
-            doc = json.loads(_read(path))
+            doc = _json.loads(_read(path), f"NVIDIA JSON evidence {str(path)!r}")
             for entry in doc if isinstance(doc, list) else [doc]:
                 items.append({
                     "kind": "nvidia-gpu", "index": len(items),
                     "report": base64.b64decode(entry["evidence"], validate=True).hex(),
                     "cert_chain": base64.b64decode(entry["certificate"], validate=True).decode(),
                 })
-        except (json.JSONDecodeError, KeyError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        except (KeyError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
             raise FormatError(f"{path} is not an NVIDIA JSON evidence list: {exc}") from exc
     return items
 
@@ -71,10 +73,7 @@ def _snp(paths: Sequence[Path]) -> list[dict[str, Any]]:
 def _tdx(paths: Sequence[Path]) -> list[dict[str, Any]]:
     if len(paths) != 2:
         raise UsageError("tdx takes QUOTE and COLLATERAL (dcap-qvl JSON)")
-    try:
-        collateral = json.loads(_read(paths[1]))
-    except json.JSONDecodeError as exc:
-        raise FormatError(f"{paths[1]} is not JSON collateral") from exc
+    collateral = _json.loads(_read(paths[1]), f"TDX collateral {str(paths[1])!r}")
     return [{"kind": "tdx", "quote": base64.b64encode(_read(paths[0])).decode(), "collateral": collateral}]
 
 

@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from qsafe import _labels
+from qsafe import _json, _labels, _limits
 from qsafe.attestation.appraisal import AppraisalResult
 from qsafe.errors import FormatError, SignatureError
 from qsafe.keys import PrivateKey, PublicKey
@@ -53,21 +53,26 @@ def sign_result(result: AppraisalResult, key: PrivateKey) -> bytes:
     return (json.dumps(envelope, indent=2, sort_keys=True) + "\n").encode()
 
 
-def verify_result(data: bytes, keys: Sequence[PublicKey]) -> dict[str, Any]:
+def verify_result(data: bytes, keys: Sequence[PublicKey], *, what: str = "attestation result") -> dict[str, Any]:
     """Verify a signed result with any of ``keys``; return the statement.
+
+    Args:
+        data: the DSSE envelope's bytes.
+        keys: the appraiser's public keys.
+        what: names the input in messages (e.g. the file name).
 
     Raises:
         FormatError: not a DSSE envelope holding a qsafe attestation-result statement.
         SignatureError: no signature verifies with the given keys.
     """
+    env = _json.loads(data, what, max_bytes=_limits.RESULT_MAX_BYTES)
     try:
-        env = json.loads(data)
         payload = base64.b64decode(env["payload"], validate=True)
         sigs = [(s.get("keyid"), base64.b64decode(s["sig"], validate=True)) for s in env["signatures"]]
         if env["payloadType"] != _labels.DSSE_PAYLOAD_TYPE:
             raise ValueError("payloadType")
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
-        raise FormatError(f"not a signed attestation result (DSSE envelope): {exc}") from exc
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
+        raise FormatError(f"{what} is not a signed attestation result (DSSE envelope): {exc!r}") from None
     message = _pae(_labels.DSSE_PAYLOAD_TYPE, payload)
     for key in keys:
         for _keyid, sig in sigs:
@@ -75,8 +80,9 @@ def verify_result(data: bytes, keys: Sequence[PublicKey]) -> dict[str, Any]:
                 key.verify(sig, message, _labels.MLDSA_CONTEXT_ATTESTATION_RESULT)
             except SignatureError:
                 continue
-            statement = json.loads(payload)
-            if statement.get("predicateType") != _labels.ATTESTATION_RESULT_PREDICATE_TYPE:
-                raise FormatError("signed statement is not an attestation result")
+            statement = _json.loads(payload, f"the statement in {what}")
+            if not isinstance(statement, dict) or not isinstance(statement.get("predicate"), dict) or (
+                    statement.get("predicateType") != _labels.ATTESTATION_RESULT_PREDICATE_TYPE):
+                raise FormatError(f"the statement signed in {what} is not an attestation result")
             return dict(statement)
     raise SignatureError("the attestation result's signature does not verify with the given key(s)")

@@ -38,14 +38,9 @@ def parse_time_option(value: str | None, option: str = "--at") -> dt.datetime | 
 
 
 def _json_file(path: Path, what: str) -> Any:
-    import json
+    from qsafe import _json
 
-    from qsafe.errors import FormatError
-
-    try:
-        return json.loads(read_input(path, what))
-    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
-        raise FormatError(f"{what} {path} is not JSON: {exc}") from exc
+    return _json.load_file(path, what)
 
 
 def _write(path: Path | None, data: bytes, inputs: tuple[Path, ...] = ()) -> None:
@@ -176,7 +171,7 @@ def check_result(result: Path, key: Path, as_json: bool) -> None:
     from qsafe.attestation import verify_result
     from qsafe.errors import AttestationError
 
-    statement = verify_result(read_input(result, "result"), keys.load_public_keys(key))
+    statement = verify_result(read_input(result, "result"), keys.load_public_keys(key), what=f"result {str(result)!r}")
     if as_json:
         emit_json(statement)
     predicate = statement["predicate"]

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from qsafe import _json, _limits
+from qsafe._files import open_regular
 from qsafe._labels import MLDSA_CONTEXT_AUDIT_HEAD
 from qsafe.errors import AuditLogError, FormatError, SignatureError
 from qsafe.keys import PrivateKey, PublicKey
@@ -135,18 +137,26 @@ def verify_audit_log(path: str | Path, key: PublicKey) -> AuditSummary:
         raise FormatError(f"cannot read audit log {path}: {exc.strerror or exc}") from exc
 
 
+def _lines(handle: IO[bytes], path: str | Path) -> Iterable[bytes]:
+    """The log's lines without their newline, each at most AUDIT_LINE_MAX_BYTES (never one unbounded read)."""
+    while raw := handle.readline(_limits.AUDIT_LINE_MAX_BYTES + 1):
+        if len(raw) > _limits.AUDIT_LINE_MAX_BYTES:
+            raise FormatError(f"audit log {path}: a line is longer than {_limits.AUDIT_LINE_MAX_BYTES} bytes")
+        yield raw.rstrip(b"\n")
+
+
 def _verify_lines(path: str | Path, key: PublicKey) -> AuditSummary:
     prev, count, expected_round, number = _GENESIS, 0, 1, 0
     record: dict[str, Any] | None = None
     previous: dict[str, Any] | None = None
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, 1):
-            line = raw.rstrip(b"\n")
+    with open_regular(path, "audit log") as handle:
+        for number, line in enumerate(_lines(handle, path), 1):
             try:
-                record = json.loads(line)
-                assert isinstance(record, dict)
-            except (ValueError, AssertionError):
-                raise _fail(number, None, "not a JSON object") from None
+                record = _json.loads(line, "line")
+            except FormatError as exc:
+                raise _fail(number, None, f"not a JSON object ({exc})") from None
+            if not isinstance(record, dict):
+                raise _fail(number, None, "not a JSON object")
             if record.get("prev") != prev:
                 if number == 1:
                     raise _fail(number, record, "the first record must start the chain")

@@ -1,0 +1,61 @@
+"""Every bound qsafe puts on what it reads, in one place.
+
+``sign``, ``verify``, ``load`` and the other commands all take their limits from here, so ``sign`` never writes
+what ``verify`` would refuse. docs/security.md lists these values (a test checks that the two agree).
+A limit is a refusal (exit 3, :class:`~qsafe.errors.FormatError`), never a truncation.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AUDIT_LINE_MAX_BYTES",
+    "BUNDLE_MAX_BYTES",
+    "EVIDENCE_MAX_BYTES",
+    "JSON_MAX_BYTES",
+    "JSON_MAX_DEPTH",
+    "JSON_MAX_INT",
+    "JSON_MAX_NUMBER_CHARS",
+    "JSON_MIN_INT",
+    "POLICY_MAX_BYTES",
+    "RESULT_MAX_BYTES",
+    "TIME_MAX_YEAR",
+    "TIME_MIN_YEAR",
+    "all_limits",
+]
+
+# --- JSON (qsafe/_json.py) ------------------------------------------------------------------------------------
+#: Default size cap of a JSON document read whole (inputs with their own cap use it instead).
+JSON_MAX_BYTES = 16 << 20
+#: Nesting of arrays and objects. qsafe's own documents nest at most ~8 deep.
+JSON_MAX_DEPTH = 64
+#: Integers are int64 or uint64: nothing qsafe reads needs more, and a 5,000-digit number costs quadratic time.
+JSON_MIN_INT = -(1 << 63)
+JSON_MAX_INT = (1 << 64) - 1
+#: Characters of one number literal (a float with 17 significant digits and an exponent needs ~25).
+JSON_MAX_NUMBER_CHARS = 64
+
+# --- files read whole -----------------------------------------------------------------------------------------
+#: A signature bundle (model.sig); the largest real ones (many thousands of files and tensors) are a few MB.
+BUNDLE_MAX_BYTES = 256 << 20
+#: An evidence document (GPU reports, certificate chains, TDX collateral).
+EVIDENCE_MAX_BYTES = 16 << 20
+#: An attestation policy.
+POLICY_MAX_BYTES = 1 << 20
+#: A signed appraisal result (DSSE envelope).
+RESULT_MAX_BYTES = 16 << 20
+#: One line of a federated audit log.
+AUDIT_LINE_MAX_BYTES = 16 << 20
+
+# --- times ----------------------------------------------------------------------------------------------------
+#: Timestamps outside [TIME_MIN_YEAR, TIME_MAX_YEAR) are format errors: arithmetic on them cannot overflow.
+TIME_MIN_YEAR = 1900
+TIME_MAX_YEAR = 9000
+
+
+def all_limits() -> dict[str, int]:
+    """Every limit of this module by name (for docs/security.md and its agreement test).
+
+    Returns:
+        ``{name: value}`` for each public constant, in definition order.
+    """
+    return {name: value for name, value in globals().items() if name.isupper() and isinstance(value, int)}
