@@ -117,7 +117,7 @@ def loads(data: bytes | str, what: str, *, max_bytes: int = _limits.JSON_MAX_BYT
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise FormatError(f"{what} is not valid JSON: not UTF-8 (invalid byte at offset {exc.start})") from None
+            raise FormatError(f"{what} is not JSON: not UTF-8 (invalid byte at offset {exc.start})") from None
     else:
         text = data
         escapes = _SURROGATE_ESCAPE_S.search(text) is not None or _SURROGATE.search(text) is not None
@@ -131,7 +131,7 @@ def loads(data: bytes | str, what: str, *, max_bytes: int = _limits.JSON_MAX_BYT
     except RecursionError:
         raise FormatError(f"{what} is not JSON qsafe accepts: nesting deeper than {max_depth} levels") from None
     except ValueError as exc:  # json.JSONDecodeError, int() beyond sys.get_int_max_str_digits
-        raise FormatError(f"{what} is not valid JSON: {exc}") from None
+        raise FormatError(f"{what} is not JSON: {exc}") from None
     return doc
 
 

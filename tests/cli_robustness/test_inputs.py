@@ -66,7 +66,7 @@ def test_bad_time_option_is_a_usage_error(cli, ws: Path) -> None:
 def test_tdx_collateral_that_is_not_json(cli, ws: Path) -> None:
     r = cli(["attest", "collect", "-c", "software", "--tdx-collateral", "garbage.json"])
     assert r.exit_code == 3
-    assert "qsafe: error: --tdx-collateral garbage.json is not valid JSON" in r.stderr
+    assert "qsafe: error: --tdx-collateral garbage.json is not JSON" in r.stderr
 
 
 def test_tsm_root_that_is_a_plain_folder_is_left_as_it_was(cli, ws: Path) -> None:
