@@ -6,7 +6,7 @@ TORCH   := torch==2.13.0
 STAMP   := $(VENV)/.qsafe-installed
 NODEDIR := tests/interop/node
 
-.PHONY: demo test test-slow test-all lint peers bench clean
+.PHONY: demo test test-slow test-all lint peers bench fuzz fuzz-seeds clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -33,11 +33,22 @@ test-all: test test-slow
 
 # ruff over everything, mypy --strict over the package (CI runs it after the tests).
 lint: $(STAMP)
-	$(VENV)/bin/ruff check qsafe tests benchmarks examples scripts
+	$(VENV)/bin/ruff check qsafe tests benchmarks examples scripts fuzz
 	$(VENV)/bin/mypy qsafe
 
 bench: $(STAMP) peers
 	$(PY) benchmarks/run_all.py
+
+# Coverage-guided fuzzing (atheris): every harness in fuzz/harnesses for FUZZ_SECONDS each, FUZZ_JOBS at once.
+# Fails on any crash (an exception outside qsafe's error tree), hang over 10 s or peak RSS over 256 MiB.
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS    ?= 1
+fuzz: $(STAMP)
+	nice -n 10 $(PY) fuzz/run.py --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS) $(FUZZ_ARGS)
+
+# Regenerate the seed corpora from the test vectors and real qsafe outputs (review the diff before committing).
+fuzz-seeds: $(STAMP)
+	$(PY) -m fuzz.make_seeds
 
 clean:
 	rm -rf $(VENV) $(NODEDIR)/node_modules .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Coverage-guided fuzzing of qsafe's parsers (atheris / libFuzzer). See fuzz/README.md."""
