@@ -45,7 +45,7 @@ def make_data(new: bool) -> None:
     DATA.mkdir(exist_ok=True)
     if new or not (DATA / "he-secret.ctx").exists():
         HEContext.generate("bfv-packed", max_clients=8).save_secret(DATA / "he-secret.ctx", None)
-    for name in ("fl-client", "fl-client2", "audit"):
+    for name in ("fl-client", "fl-client2", "audit", "evaluator"):
         if new or not (DATA / f"{name}.key").exists():
             key = generate("ml-dsa-65")
             (DATA / f"{name}.key").write_bytes(key.to_pem())
@@ -214,14 +214,39 @@ def key_files(tmp: Path) -> None:
     _write("keys", files)
 
 
+def model_evidence(tmp: Path) -> None:
+    from fuzz.harnesses.model_evidence import MODEL
+    from qsafe import model_evidence as me
+    from qsafe.keys import load_private_key
+
+    key = load_private_key(DATA / "evaluator.key")
+    robustness = {"clean_accuracy": 0.97, "results": [
+        {"kind": "empirical", "norm": "linf", "epsilon": 0.1, "robust_accuracy": 0.71},
+        {"kind": "certified", "norm": "l2", "radius": 0.25, "certified_accuracy": 0.6},
+        {"kind": "text", "budget": 3, "attack_success_rate": 0.12}]}
+    card = {"dp": {"epsilon": 3.0, "delta": 1e-5}, "audits": [{"name": "bias", "passed": True}], "owner": "ml-team"}
+    files = {}
+    for name, ptype, predicate in (("robustness", me.ROBUSTNESS_EVALUATION, robustness),
+                                   ("card", "https://example.org/model-card/v1", card)):
+        envelope = me.sign_model_evidence(MODEL, ptype, predicate, key)
+        files[f"{name}.dsse.json"] = envelope
+        files[f"{name}.statement.json"] = base64.b64decode(json.loads(envelope)["payload"])
+    _write("model_evidence", files)
+
+
+STEPS = {"bundle": bundles, "safetensors": safetensors_files, "age": age_files, "tar": tars, "federated": federated,
+         "attestation": attestation, "keys": key_files, "model_evidence": model_evidence}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--new-keys", action="store_true", help="make new fuzz/data keys and HE context")
+    parser.add_argument("steps", nargs="*", help=f"only these steps (default all: {' '.join(STEPS)})")
     args = parser.parse_args()
     make_data(args.new_keys)
     with tempfile.TemporaryDirectory() as tmp:
-        for step in (bundles, safetensors_files, age_files, tars, federated, attestation, key_files):
-            step(Path(tmp))
+        for name in args.steps or STEPS:
+            STEPS[name](Path(tmp))
 
 
 if __name__ == "__main__":

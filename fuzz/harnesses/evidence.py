@@ -11,7 +11,6 @@ from fuzz._common import AT, ROOT, memfile
 from qsafe.attestation.appraisal import appraise
 from qsafe.attestation.evidence import load_evidence
 from qsafe.attestation.policy import Policy, load_policy
-from qsafe.errors import FormatError
 
 # What the shipped policies reach: GPU counts, versions, TEE claims, freshness modes.
 _POLICIES = ("nvidia-hopper-cc.json", "amd-sev-snp.json", "intel-tdx.json", "unsafe-development-replay.json")
@@ -26,8 +25,5 @@ def test_one_input(data: bytes) -> None:
     with memfile(data, "evidence.json") as path:
         evidence = load_evidence(path)
     evidence.digest()
-    for policy in policies():
-        try:
-            appraise(evidence, policy, at=AT, nonce=b"\x01" * 32, model_digest="sha256:" + "0" * 64).predicate()
-        except FormatError:
-            pass
+    policy = policies()[len(data) % len(policies())]  # one policy per input: every item verifies only once
+    appraise(evidence, policy, at=AT, nonce=b"\x01" * 32, model_digest="sha256:" + "0" * 64).predicate()

@@ -23,5 +23,5 @@ def test_one_input(data: bytes) -> None:
     with memfile(data, "policy.json") as path:
         policy = load_policy(path)
     policy.accept, policy.unsafe, policy.require, policy.claims  # noqa: B018
-    for item in evidence():
-        appraise(item, policy, at=AT, nonce=b"\x02" * 32, model_digest="sha256:" + "1" * 64).predicate()
+    item = evidence()[len(data) % len(evidence())]  # one appraisal per input (GPU/SNP verification costs ms)
+    appraise(item, policy, at=AT, nonce=b"\x02" * 32, model_digest="sha256:" + "1" * 64).predicate()

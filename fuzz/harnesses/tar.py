@@ -13,6 +13,7 @@ import os
 from fuzz._common import scratch_dir
 from qsafe._age._tar import extract
 
+
 class AmplificationError(AssertionError):
     """More bytes landed on disk than a bound on the input allows."""
 
