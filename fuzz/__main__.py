@@ -34,6 +34,8 @@ def _load(name: str):  # type: ignore[no-untyped-def]
                 module.test_one_input(seed.read_bytes())
             except Exception:  # noqa: BLE001, S110 - a crashing seed is reported by the fuzzing run itself
                 pass
+    if hasattr(module, "fuzz_setup"):
+        module.fuzz_setup()
     strict = known.strict()
 
     def test_one_input(data: bytes) -> None:
