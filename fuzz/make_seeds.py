@@ -45,7 +45,7 @@ def make_data(new: bool) -> None:
     DATA.mkdir(exist_ok=True)
     if new or not (DATA / "he-secret.ctx").exists():
         HEContext.generate("bfv-packed", max_clients=8).save_secret(DATA / "he-secret.ctx", None)
-    for name in ("fl-client", "fl-client2", "audit", "evaluator"):
+    for name in ("fl-client", "fl-client2", "audit", "evaluator", "appraiser"):
         if new or not (DATA / f"{name}.key").exists():
             key = generate("ml-dsa-65")
             (DATA / f"{name}.key").write_bytes(key.to_pem())
@@ -234,8 +234,26 @@ def model_evidence(tmp: Path) -> None:
     _write("model_evidence", files)
 
 
+def results(tmp: Path) -> None:
+    from fuzz._common import AT
+    from qsafe.attestation.appraisal import appraise
+    from qsafe.attestation.evidence import load_evidence
+    from qsafe.attestation.policy import load_policy
+    from qsafe.attestation.result import sign_result
+    from qsafe.keys import load_private_key
+
+    key = load_private_key(DATA / "appraiser.key")
+    files = {}
+    for ev, pol in (("hopper-h100", "nvidia-hopper-cc"), ("sev-snp-milan", "unsafe-development-replay")):
+        evidence = load_evidence(ROOT / "attestations" / "evidence" / f"{ev}.evidence.json")
+        result = appraise(evidence, load_policy(ROOT / "attestations" / "policies" / f"{pol}.json"), at=AT)
+        files[f"{ev}.result.json"] = sign_result(result, key)
+    _write("result", files)
+
+
 STEPS = {"bundle": bundles, "safetensors": safetensors_files, "age": age_files, "tar": tars, "federated": federated,
-         "attestation": attestation, "keys": key_files, "model_evidence": model_evidence}
+         "attestation": attestation, "keys": key_files, "model_evidence": model_evidence,
+         "result": results}
 
 
 def main() -> None:
