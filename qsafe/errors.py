@@ -112,7 +112,7 @@ class UnavailableError(CouldNotCheckError):
     """An evidence source or device is not available on this machine (no GPU, no TEE, no TPM)."""
 
     exit_code = 6
-    hint = "run on the machine that has the device, or appraise recorded evidence with --evidence"
+    hint = "run this on the machine that has the device"
 
 
 # --- 10-19: checked and rejected ------------------------------------------------------------------------------
@@ -178,7 +178,7 @@ class AttestationError(RejectedError):
     """The environment's evidence does not satisfy the policy, or does not verify."""
 
     exit_code = 15
-    hint = "the environment is not the one the policy allows: the model was not loaded"
+    hint = "the evidence does not satisfy the policy: do not trust what it describes"
 
     def __init__(self, message: str, *, failed_claims: list[str] | None = None, hint: str | None = None):
         super().__init__(message, hint=hint)

@@ -199,7 +199,8 @@ def load_model(
         check_device(device)
     if policy is None and not unsafe_skip_attestation:
         raise UsageError("an attestation policy is required",
-                         hint="pass a policy (attestations/policies/…), or, unsafely, unsafe_skip_attestation=True")
+                         hint="pass a policy (a shipped name such as \"nvidia-hopper-cc\", or a file), or, unsafely, "
+                              "unsafe_skip_attestation=True")
     if unsafe_skip_attestation and evaluations:
         raise UsageError("model evidence is appraised with the attestation policy; it cannot be combined with "
                          "unsafe_skip_attestation")

@@ -3,7 +3,7 @@
 Typical use::
 
     from qsafe import attestation as att
-    policy = att.load_policy("attestations/policies/nvidia-hopper-cc.json")
+    policy = att.load_policy("nvidia-hopper-cc")      # a shipped policy by name, or a path
     nonce = att.new_nonce()
     evidence = att.collect(["nvidia-gpu", "software"], nonce=nonce, policy=policy)
     result = att.verify_evidence(evidence, policy, nonce=nonce)   # raises AttestationError on deny

@@ -138,7 +138,7 @@ def _freshness(results: list[ItemResult], policy: Policy, nonce: bytes | None, b
         if mode is None:
             what = "no nonce was given to check it against" if nonce is None else "it matches neither the binding" \
                 + (" nor the challenge" if "challenge" in policy.accept else "") + " of this appraisal"
-            failed.append(f"{res.label}.freshness: evidence nonce/report data {value.hex()[:16]}... is not fresh: {what}")
+            failed.append(f"{res.label}.freshness: evidence nonce/report data {value.hex()} is not fresh: {what}")
         modes.append(mode or "failed")
     if not modes:
         if UNSAFE_REPLAY not in policy.accept and not any(r.signed and r.failed for r in results):

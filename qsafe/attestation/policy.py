@@ -95,13 +95,19 @@ def policy_from_json(doc: Any) -> Policy:
 
 
 def load_policy(path: str | Path) -> Policy:
-    """Read and validate a policy file.
+    """Read and validate a policy file, or a shipped policy by name (``"nvidia-hopper-cc"``).
+
+    An argument without a path separator that does not end in ``.json`` is a shipped policy's name
+    (:mod:`qsafe.attestation.shipped`); anything else is a path.
 
     Raises:
+        UsageError: a name that no shipped policy has.
         FormatError: unreadable, not JSON, or not a valid policy.
     """
+    from qsafe.attestation.shipped import resolve_policy
+
     # duplicate keys are refused here: the policy's digest must describe the one document every reader sees
-    return policy_from_json(_json.load_file(path, "policy", max_bytes=_MAX_POLICY_BYTES))
+    return policy_from_json(_json.load_file(resolve_policy(path), "policy", max_bytes=_MAX_POLICY_BYTES))
 
 
 def _versions(value: Any, want: str) -> tuple[tuple[int, ...], tuple[int, ...]]:

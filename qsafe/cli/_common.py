@@ -79,6 +79,34 @@ def read_input(path: Path, what: str, *, limit: int | None = None) -> bytes:
                           hint="check the path and that the file is readable") from exc
 
 
+def _policy_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    """``--policy NAME|FILE``: a shipped policy's name (``nvidia-hopper-cc``) or a policy file's path.
+
+    An argument without a path separator that does not end in ``.json`` is a name (see
+    :mod:`qsafe.attestation.shipped`); the value handed on is always a path.
+    """
+    if value is None:
+        return None
+    from qsafe.attestation.shipped import is_policy_name, policy_names, policy_path
+
+    if is_policy_name(value):
+        if value not in policy_names():
+            raise click.BadParameter(f"no shipped policy is named {value!r} (shipped: {', '.join(policy_names())}; "
+                                     f"see `qsafe attest policies`); for a file of that name write ./{value}",
+                                     ctx, param)
+        return policy_path(value)
+    path = Path(value)
+    if not path.is_file():
+        raise click.BadParameter(f"policy file {value!r} does not exist" if not path.exists()
+                                 else f"{value!r} is not a file", ctx, param)
+    return path
+
+
+def policy_option(help: str, *, required: bool = False) -> Callable[[F], F]:
+    """``--policy NAME|FILE`` (a shipped policy by name, or a file); the command receives a Path or None."""
+    return click.option("--policy", metavar="NAME|FILE", required=required, callback=_policy_callback, help=help)
+
+
 def emit_json(data: Any) -> None:
     """Write ``data`` as JSON to stdout (one document, sorted keys)."""
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))

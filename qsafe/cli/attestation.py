@@ -10,8 +10,8 @@ from typing import Any
 import click
 
 from qsafe._io import atomic_output, check_writable, refuse_same_file
-from qsafe.cli._common import emit_json, read_input, read_passphrase
-from qsafe.errors import UsageError
+from qsafe.cli._common import emit_json, policy_option, read_input, read_passphrase
+from qsafe.errors import UnavailableError, UsageError
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
 _EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -77,7 +77,7 @@ def nonce(as_json: bool) -> None:
 @click.option("-c", "--collector", "names", multiple=True, default=("software", "nvidia-gpu"), show_default=True,
               help="Collector to run (repeat). Built-in: software, nvidia-gpu, tsm; plugins add more.")
 @click.option("--nonce", "nonce_hex", help="The verifier's 32-byte nonce (hex). Default: a fresh random one.")
-@click.option("--policy", type=_EXISTING, help="Bind to this policy (and --model-digest): binding-hash mode.")
+@policy_option("Bind to this policy (and --model-digest): binding-hash mode.")
 @click.option("--model-digest", help="Model digest (sha256:HEX) to bind the evidence to (needs --policy).")
 @click.option("--tsm-root", type=click.Path(file_okay=False, path_type=Path), help="configfs-tsm report directory.")
 @click.option("--tdx-collateral", type=_EXISTING, help="dcap-qvl collateral JSON to attach to a TDX quote.")
@@ -99,8 +99,13 @@ def collect(names: tuple[str, ...], nonce_hex: str | None, policy: Path | None, 
     if output is not None:  # refuse a bad --output before touching any device
         refuse_same_file(output, *inputs)
         check_writable(output)
-    evidence = run_collect(list(names), nonce=value, policy=load_policy(policy) if policy else None,
-                           model_digest=model_digest, options=options)
+    try:
+        evidence = run_collect(list(names), nonce=value, policy=load_policy(policy) if policy else None,
+                               model_digest=model_digest, options=options)
+    except UnavailableError as err:
+        err.hint = ("run it on the machine that has the device, or leave its collector out (-c software records "
+                    "only the software environment); `qsafe attest recorded` lists recorded real evidence")
+        raise
     _write(output, evidence.to_bytes(), inputs=inputs)
 
 
@@ -109,8 +114,10 @@ def collect(names: tuple[str, ...], nonce_hex: str | None, policy: Path | None, 
 @click.argument("files", nargs=-1, required=True, type=_EXISTING)
 @click.option("--collected-at", required=True, help="When the evidence was recorded (ISO-8601).")
 @click.option("--provenance", help="Where the recording comes from (stored on every item).")
+@click.option("--nonce", "nonce_hex", help="The challenge nonce (hex) the report was made for, recorded in the "
+                                          "file's nonce field so readers can replay it (never trusted by appraisal).")
 @click.option("-o", "--output", type=_PATH, help="Write the evidence here (default: stdout).")
-def import_cmd(kind: str, files: tuple[Path, ...], collected_at: str, provenance: str | None,
+def import_cmd(kind: str, files: tuple[Path, ...], collected_at: str, provenance: str | None, nonce_hex: str | None,
                output: Path | None) -> None:
     """Convert recorded evidence (native formats) into a qsafe evidence file.
 
@@ -124,12 +131,17 @@ def import_cmd(kind: str, files: tuple[Path, ...], collected_at: str, provenance
 
     when = parse_time_option(collected_at, "--collected-at") or dt.datetime.now(dt.timezone.utc)
     evidence = import_recorded(kind, files, collected_at=when, provenance=provenance)
+    nonce = _hex(nonce_hex, "--nonce")
+    if nonce is not None:
+        import dataclasses
+
+        evidence = dataclasses.replace(evidence, nonce=nonce)
     _write(output, evidence.to_bytes(), inputs=files)
 
 
 @attest.command()
 @click.argument("evidence", type=_EXISTING)
-@click.option("--policy", type=_EXISTING, required=True, help="The attestation policy (required).")
+@policy_option("The attestation policy: a shipped name (`qsafe attest policies`) or a file.", required=True)
 @click.option("--nonce", "nonce_hex", help="The nonce you issued for this evidence (hex).")
 @click.option("--model-digest", help="The model digest the evidence should be bound to.")
 @click.option("--at", "at", help="Verification time (ISO-8601; default now). Recorded evidence needs one.")
@@ -158,7 +170,76 @@ def verify(evidence: Path, policy: Path, nonce_hex: str | None, model_digest: st
     if as_json:
         emit_json(result.predicate())
     if not result.allowed:
-        raise denial(result)
+        err = denial(result)
+        err.hint = "the environment this evidence describes is not one the policy allows: do not trust it with work"
+        raise err
+
+
+@attest.command()
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the list (or the policy) as JSON.")
+def policies(name: str | None, as_json: bool) -> None:
+    """List the shipped policies, or print policy NAME (copy it to make your own).
+
+    Use one by name anywhere a policy is taken: `--policy nvidia-hopper-cc`.
+    """
+    import json
+
+    from qsafe.attestation.shipped import policy_names, policy_path
+
+    if name is not None:
+        text = read_input(policy_path(name), "policy").decode("utf-8")
+        emit_json(json.loads(text)) if as_json else click.echo(text, nl=False)
+        return
+    rows = []
+    for policy_name in policy_names():
+        doc = json.loads(policy_path(policy_name).read_text(encoding="utf-8"))
+        rows.append({"name": policy_name, "description": doc.get("description", ""), "require": doc["require"],
+                     "freshness": doc["freshness"]["accept"], "path": str(policy_path(policy_name))})
+    if as_json:
+        emit_json(rows)
+        return
+    width = max(len(r["name"]) for r in rows)
+    for row in rows:
+        summary = str(row["description"]).split(": ")[0].split(". ")[0]
+        click.echo(f"{row['name']:<{width}}  requires {', '.join(row['require']) or '-'}; {summary}")
+    click.echo(f"\nUse one by name: --policy {rows[0]['name']}. Print one: qsafe attest policies NAME.")
+
+
+@attest.command()
+@click.argument("name", required=False)
+@click.option("-o", "--output", type=_PATH, help="Write the evidence here (default: stdout).")
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+def recorded(name: str | None, output: Path | None, as_json: bool) -> None:
+    """List the recorded real evidence shipped with qsafe, or write evidence NAME (to -o FILE or stdout).
+
+    Each entry shows the challenge nonce its report was made for and a verification time at which its
+    certificates were valid: replaying it with both shows the appraisal on a machine without the device.
+    """
+    from qsafe.attestation.evidence import format_time
+    from qsafe.attestation.shipped import recorded as recorded_one
+    from qsafe.attestation.shipped import recorded_evidence
+
+    if name is not None:
+        item = recorded_one(name)
+        data = read_input(item.path, "recorded evidence")
+        if output is not None:
+            refuse_same_file(output, item.path)
+        _write(output, data)
+        return
+    if output is not None:
+        raise UsageError("-o needs a NAME (which recorded evidence to write)")
+    items = recorded_evidence()
+    if as_json:
+        emit_json([{"name": i.name, "description": i.description, "kinds": i.kinds, "nonce": i.nonce,
+                    "policy": i.policy, "at": format_time(i.at)} for i in items])
+        return
+    for i in items:
+        kinds = ", ".join(f"{i.kinds.count(k)}x {k}" for k in dict.fromkeys(i.kinds))
+        click.echo(f"{i.name}: {i.description} ({kinds})\n"
+                   f"  nonce {i.nonce}\n"
+                   f"  qsafe attest recorded {i.name} -o {i.name}.json\n"
+                   f"  qsafe attest verify {i.name}.json --policy {i.policy} --nonce {i.nonce} --at {format_time(i.at)}")
 
 
 @attest.command(name="check-result")

@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
-from qsafe.cli._common import emit_json, progress
+from qsafe.cli._common import emit_json, policy_option, progress
 from qsafe.cli.attestation import load_signing_key, parse_time_option
-from qsafe.errors import AttestationError, UsageError
+from qsafe.errors import AttestationError, UnavailableError, UsageError
 
 _EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -24,7 +24,7 @@ UNSAFE_SKIP_WARNING = (
 @click.option("--signature", type=_EXISTING, help="The signature bundle (default: MODEL/model.sig).")
 @click.option("--key", "key", type=click.Path(exists=True, path_type=Path), required=True,
               help="Signer's public key(s): a .pub file or a directory of them.")
-@click.option("--policy", type=_EXISTING, help="Attestation policy (required unless --unsafe-skip-attestation).")
+@policy_option("Attestation policy: a shipped name or a file (required unless --unsafe-skip-attestation).")
 @click.option("--evidence", type=_EXISTING, help="Recorded evidence to appraise.")
 @click.option("--collect", "do_collect", is_flag=True, help="Collect evidence now, bound to this model and policy.")
 @click.option("-c", "--collector", "collectors", multiple=True, help="Collector for --collect (repeat).")
@@ -61,7 +61,8 @@ def load(model: Path, signature: Path | None, key: Path, policy: Path | None, ev
             raise UsageError("--unsafe-skip-attestation cannot be combined with --policy, --evidence, --collect or "
                              "--evaluation")
     elif policy is None:
-        raise UsageError("--policy is required (an attestation policy; see attestations/policies/)")
+        raise UsageError("--policy is required: a shipped policy name or a policy file",
+                         hint="`qsafe attest policies` lists the shipped ones, e.g. --policy nvidia-hopper-cc")
     elif bool(evidence) == bool(do_collect):
         raise UsageError("give exactly one of --evidence FILE or --collect")
     if evaluations and not evaluator_keys:
@@ -92,6 +93,11 @@ def load(model: Path, signature: Path | None, key: Path, policy: Path | None, ev
     except AttestationError as err:
         if result is not None and getattr(err, "result", None) is not None:
             _write_result(result, err.result, signing_key)  # type: ignore[attr-defined]
+        err.hint = "the environment (or the model's evidence) is not what the policy allows: the model was not loaded"
+        raise
+    except UnavailableError as err:
+        err.hint = ("run this on the machine that has the device, or appraise evidence recorded there: "
+                    "--evidence FILE --nonce N (`qsafe attest recorded` lists recorded real evidence)")
         raise
     if unsafe_skip_attestation:  # only now: the warning says the signature was verified
         click.echo(UNSAFE_SKIP_WARNING, err=True)

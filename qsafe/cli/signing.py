@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from qsafe.cli._common import PASSPHRASE_ENV, emit_json, progress, read_passphrase
+from qsafe.cli._common import PASSPHRASE_ENV, emit_json, policy_option, progress, read_passphrase
 from qsafe.errors import AttestationError, ModelMismatchError, QsafeError, UsageError
 
 
@@ -111,8 +111,7 @@ def _failure(err: QsafeError) -> dict[str, Any]:
               help="Signed model evidence about MODEL (e.g. from `qsafe robust report --sign`; repeatable).")
 @click.option("--evaluator-key", "evaluator_keys", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Trusted public key of the evaluator(s) that signed --evaluation (file or directory; repeatable).")
-@click.option("--policy", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Policy whose model.* rules the evidence must satisfy (deny: exit 15).")
+@policy_option("Policy whose model.* rules the evidence must satisfy (deny: exit 15).")
 @click.option("--at", "at", help="Time for the policy's rules (ISO-8601; default now).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report (success and failure).")
 def verify(model: Path, signature: Path | None, key_paths: tuple[Path, ...], allow_classical: bool,
