@@ -8,14 +8,17 @@ the file that was checked.
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import stat
-from pathlib import Path
-from typing import BinaryIO
 
-from qsafe.errors import FormatError
+from qsafe.errors import FormatError, QsafeError
 
-__all__ = ["describe_mode", "open_regular", "read_regular"]
+__all__ = ["Readable", "describe_mode", "open_regular", "read_regular"]
+
+#: what :func:`open_regular` returns: buffered (default) or raw (``buffering=0``); both have ``readinto``.
+Readable = io.BufferedReader | io.FileIO
 
 _FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
 
@@ -31,33 +34,41 @@ def describe_mode(mode: int) -> str:
     return "not a regular file"
 
 
-def open_regular(path: str | os.PathLike[str], what: str, *, follow_symlinks: bool = True) -> BinaryIO:
+def open_regular(path: str | os.PathLike[str], what: str, *, follow_symlinks: bool = True,
+                 error: type[QsafeError] = FormatError, buffering: int = -1) -> Readable:
     """Open ``path`` for reading, refusing anything that is not a regular file, without ever blocking.
 
     Args:
         path: the file to open.
         what: what the file is, for messages ("policy", "signed file model.safetensors").
         follow_symlinks: when False, a symbolic link is refused (``O_NOFOLLOW``).
+        error: the error class raised (FormatError for documents; InvalidInputError for files of a model).
+        buffering: as for :func:`open` (0: unbuffered).
 
     Returns:
-        A buffered binary file object (blocking mode restored: regular files never block).
+        A binary file object (blocking mode restored: regular files never block).
 
     Raises:
-        FormatError: the file cannot be opened, or is a directory, FIFO, socket or device.
+        FormatError (or ``error``): the file cannot be opened, or is a directory, FIFO, socket, device, or (with
+            ``follow_symlinks=False``) a symbolic link.
     """
     flags = _FLAGS | (0 if follow_symlinks else getattr(os, "O_NOFOLLOW", 0))
     try:
         fd = os.open(path, flags)
     except OSError as exc:
-        raise FormatError(f"cannot read {what} {os.fsdecode(path)!r}: {exc.strerror or exc}",
-                          hint="check the path and that the file is readable") from None
+        if exc.errno == errno.ELOOP and not follow_symlinks:
+            raise error(f"{what} {os.fsdecode(path)} is a symbolic link; refused",
+                        hint="give the file itself, not a link to it") from None
+        raise error(f"cannot read {what} {os.fsdecode(path)}: {exc.strerror or exc}",
+                    hint="check the path and that the file is readable") from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise FormatError(f"{what} {os.fsdecode(path)!r} is {describe_mode(mode)}, not a regular file",
-                              hint="give a regular file; qsafe never reads from pipes, devices or folders here")
+            raise error(f"{what} {os.fsdecode(path)} is {describe_mode(mode)}, not a regular file",
+                        hint="give a regular file; qsafe never reads from pipes, devices or folders here")
         os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
+        handle: Readable = os.fdopen(fd, "rb", buffering=buffering)  # type: ignore[assignment]
+        return handle
     except BaseException:
         os.close(fd)
         raise
@@ -73,8 +84,8 @@ def read_regular(path: str | os.PathLike[str], what: str, *, max_bytes: int) -> 
         try:
             data = handle.read(max_bytes + 1)
         except OSError as exc:
-            raise FormatError(f"cannot read {what} {os.fsdecode(path)!r}: {exc.strerror or exc}") from None
+            raise FormatError(f"cannot read {what} {os.fsdecode(path)}: {exc.strerror or exc}") from None
     if len(data) > max_bytes:
-        raise FormatError(f"{what} {Path(path).name!r} is larger than {max_bytes} bytes",
+        raise FormatError(f"{what} {os.fsdecode(path)} is larger than {max_bytes} bytes",
                           hint="this is not a file qsafe reads, or it was inflated by an attacker")
     return data

@@ -16,6 +16,9 @@ __all__ = [
     "JSON_MAX_INT",
     "JSON_MAX_NUMBER_CHARS",
     "JSON_MIN_INT",
+    "LOAD_KEEP_MAX_BYTES",
+    "MODEL_MAX_DEPTH",
+    "MODEL_MAX_FILES",
     "POLICY_MAX_BYTES",
     "RESULT_MAX_BYTES",
     "TIME_MAX_YEAR",
@@ -45,6 +48,15 @@ POLICY_MAX_BYTES = 1 << 20
 RESULT_MAX_BYTES = 16 << 20
 #: One line of a federated audit log.
 AUDIT_LINE_MAX_BYTES = 16 << 20
+
+# --- model folders (sign, verify, load walk them alike) --------------------------------------------------------
+#: Folders below the model root. Real model repositories nest 2-4 deep.
+MODEL_MAX_DEPTH = 64
+#: Files in one model (each becomes a resource of the signed manifest).
+MODEL_MAX_FILES = 100_000
+#: The load gate keeps the verified bytes of each non-tensor file up to this size (config, tokenizer,
+#: vocabulary); larger files are verified by a streaming hash and not kept in memory.
+LOAD_KEEP_MAX_BYTES = 64 << 20
 
 # --- times ----------------------------------------------------------------------------------------------------
 #: Timestamps outside [TIME_MIN_YEAR, TIME_MAX_YEAR) are format errors: arithmetic on them cannot overflow.

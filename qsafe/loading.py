@@ -3,8 +3,13 @@ attestation policy.
 
 Order: (1) verify the bundle signature and the signature policy, getting the signed manifest; (2) appraise the
 evidence (collected now, bound to a fresh nonce, the model's root digest and the policy's digest; or given);
-(3) read each signed safetensors file once, hashing exactly the bytes that become tensors. Any failure raises and
-no tensor escapes.
+(3) read every file of the signed manifest once, hashing exactly the bytes that are returned: tensors of the
+safetensors files, and the verified bytes of every other file (config, tokenizer, ...); a changed, missing or
+extra file is refused exactly as ``qsafe verify`` refuses it. Any failure raises and nothing escapes.
+
+Frameworks that read configs and tokenizers from a path get them from :attr:`LoadedModel.files` (bytes), or
+with ``verified_dir`` from a fresh private directory (0700) holding a copy of every verified file, written from
+the verified bytes (no time-of-check/time-of-use gap with the original folder).
 """
 
 from __future__ import annotations
@@ -16,11 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qsafe.errors import FormatError, InvalidInputError, ModelMismatchError, UsageError
+from qsafe.errors import UsageError
 
 if TYPE_CHECKING:  # types only: the gate imports attestation and signing code when it runs, not at import
     from qsafe.attestation import Evidence, Policy
-    from qsafe.manifest import Manifest
     from qsafe.policy import VerificationPolicy
     from qsafe.verifying import KeysArg, SignatureArg
 
@@ -38,7 +42,12 @@ class LoadedModel:
 
     Attributes:
         tensors: tensor name -> torch tensor or numpy array (verified bytes).
-        files: the safetensors files loaded (manifest names).
+        files: manifest name -> verified bytes of every other file of the model (config, tokenizer, ...),
+            each up to ``qsafe._limits.LOAD_KEEP_MAX_BYTES``; larger ones are verified but not kept.
+        tensor_files: the safetensors files whose tensors were loaded (manifest names).
+        verified_files: every file of the signed manifest (all verified in the same pass).
+        directory: the private directory (0700) holding a copy of every verified file, when ``verified_dir`` was
+            given; the caller removes it when done (:meth:`remove_directory`).
         model_digest: ``sha256:`` root digest of the signed manifest (what the evidence was bound to).
         key_id: the key that signed the model.
         attestation: the appraisal result, or None when attestation was skipped (unsafe).
@@ -46,13 +55,24 @@ class LoadedModel:
     """
 
     tensors: dict[str, Any]
-    files: list[str]
+    files: dict[str, bytes]
     model_digest: str
     key_id: str
     attestation: Any = None
     attestation_skipped: bool = False
     framework: str = "numpy"
     extra: dict[str, Any] = field(default_factory=dict)
+    tensor_files: list[str] = field(default_factory=list)
+    verified_files: list[str] = field(default_factory=list)
+    directory: Path | None = None
+
+    def remove_directory(self) -> None:
+        """Delete the private directory of verified copies (if any)."""
+        if self.directory is not None:
+            import shutil
+
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
 
 
 def _framework(requested: str | None) -> str:
@@ -88,50 +108,6 @@ def _attest(policy: PolicyArg, evidence: EvidenceArg | None, collect: bool | Seq
     return att.verify_evidence(ev, pol, at=at, nonce=nonce, model_digest=model_digest, **extra)
 
 
-def _targets(model: Path, manifest: Manifest, files: Sequence[str] | None) -> list[tuple[str, Path]]:
-    names = sorted({manifest.file_of(r.name) for r in manifest.resources})
-    chosen = [n for n in names if n.endswith(".safetensors") or (n == "." and model.suffix == ".safetensors")]
-    if files is not None:
-        missing = sorted(set(files) - set(chosen))
-        if missing:
-            raise ModelMismatchError(f"not signed safetensors files of this model: {', '.join(missing)}",
-                                     missing=missing)
-        chosen = [n for n in chosen if n in set(files)]
-    if not chosen:
-        raise FormatError("the signed manifest lists no .safetensors file to load")
-    root = model.resolve()
-    out = []
-    for name in chosen:
-        path = model if model.is_file() else model / name
-        if path.is_symlink():
-            raise InvalidInputError(f"{path} is a symbolic link; the gate loads only regular files")
-        if model.is_dir() and root not in path.resolve().parents:
-            raise FormatError(f"manifest file {name!r} points outside the model directory")
-        out.append((name, path))
-    return out
-
-
-def _read(model: Path, manifest: Manifest, files: Sequence[str] | None,
-          progress: Callable[[int], None] | None) -> tuple[list[str], list[Any]]:
-    from qsafe._attest.tensorload import read_verified
-
-    algorithm = manifest.serialization.hash_type
-    loaded: list[Any] = []
-    names: list[str] = []
-    digests = manifest.files()
-    for name, path in _targets(model, manifest, files):
-        expected = manifest.tensors.get(name)
-        whole = digests.get(name, {}).get(name) if manifest.serialization.method == "files" else None
-        loaded += read_verified(path, expected, algorithm=algorithm, file_digest=whole, progress=progress)
-        names.append(name)
-    seen: set[str] = set()
-    for info, _ in loaded:
-        if info.name in seen:
-            raise FormatError(f"tensor {info.name!r} appears in more than one file")
-        seen.add(info.name)
-    return names, loaded
-
-
 def load_model(
     model: str | os.PathLike[str],
     signature: SignatureArg,
@@ -151,6 +127,7 @@ def load_model(
     progress: Callable[[int], None] | None = None,
     evaluations: Sequence[Any] = (),
     evaluator_keys: KeysArg | None = None,
+    verified_dir: bool | str | os.PathLike[str] | None = None,
 ) -> LoadedModel:
     """Verify the model's signature, appraise the environment, then load the verified tensors.
 
@@ -167,7 +144,8 @@ def load_model(
         device: where torch tensors go (e.g. ``cuda:0``); numpy arrays stay in host memory.
         framework: ``torch`` or ``numpy`` (default torch when installed).
         signature_policy: :class:`qsafe.policy.VerificationPolicy` (default: post-quantum required).
-        files: load only these signed safetensors files (manifest names).
+        files: load tensors only from these signed safetensors files (manifest names); every file of the model
+            is still verified.
         unsafe_skip_attestation: load without appraising any evidence. Unsafe; recorded on the result.
         collector_options: per-collector keyword options (e.g. ``{"tsm": {"root": ...}}``).
         progress: called with bytes read.
@@ -175,6 +153,9 @@ def load_model(
             :class:`~qsafe.model_evidence.ModelEvidence`); the policy's ``model.*`` rules are checked against it
             in the same appraisal as the environment (one deny names every failure).
         evaluator_keys: trusted public key(s) of the evaluators (required with ``evaluations``).
+        verified_dir: also write every verified file into a fresh private directory (0700; files 0600): True
+            for a new temporary directory, or a path that must not exist yet (and not inside the model). For
+            ``from_pretrained(path)``-style loaders; see :attr:`LoadedModel.directory`.
 
     Returns:
         The :class:`LoadedModel`.
@@ -184,8 +165,10 @@ def load_model(
         AttestationError: the evidence (environment or model) does not satisfy the policy (every failed claim
             named), or an evaluation is unsigned, signed by another key or about another model.
         UnavailableError: ``collect`` on a machine without the device, or ``device`` absent.
-        ModelMismatchError: a loaded tensor or header differs from the signed manifest.
+        ModelMismatchError: any file of the model changed, is missing or extra (as ``verify`` reports it).
+        InvalidInputError: a symlink or special file (FIFO, device) in the model, or one that changed while read.
         UsageError: neither evidence nor collect given (and attestation not skipped).
+        OutputExistsError: ``verified_dir`` exists or lies inside the model.
     """
     from qsafe.policy import VerificationPolicy
     from qsafe.verifying import verify_bundle_signer
@@ -216,9 +199,25 @@ def load_model(
 
         gathered = gather_model_evidence(list(evaluations), evaluator_keys, model_digest)
         result = _attest(policy, evidence, collect, nonce, at, model_digest, collector_options, gathered)
-    names, pairs = _read(Path(model), manifest, files, progress)
+    from qsafe._attest.gateread import read_model
     from qsafe._attest.tensorload import to_arrays
+    from qsafe.verifying import _signature_inside
 
-    tensors = to_arrays(pairs, chosen, device)
-    return LoadedModel(tensors=tensors, files=names, model_digest=model_digest, key_id=signed.key_id,
-                       attestation=result, attestation_skipped=unsafe_skip_attestation, framework=chosen)
+    root = Path(model)
+    ignore = [p.rstrip("/") for p in manifest.serialization.ignore_paths]
+    sig_rel = _signature_inside(signature, root)
+    if sig_rel is not None:
+        ignore.append(sig_rel)
+    read = read_model(root, manifest, ignore=tuple(dict.fromkeys(ignore)), select=files, progress=progress,
+                      private_dir=verified_dir)
+    try:
+        tensors = to_arrays(read.pairs, chosen, device)
+    except BaseException:
+        if read.directory is not None:
+            import shutil
+
+            shutil.rmtree(read.directory, ignore_errors=True)
+        raise
+    return LoadedModel(tensors=tensors, files=read.files, model_digest=model_digest, key_id=signed.key_id,
+                       attestation=result, attestation_skipped=unsafe_skip_attestation, framework=chosen,
+                       tensor_files=list(read.tensor_files), verified_files=read.verified, directory=read.directory)

@@ -10,12 +10,14 @@ that changed.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qsafe._files import open_regular
 from qsafe._hashing.engines import hash_range
 from qsafe._hashing.safetensors import (
     SafetensorsHeader,
@@ -230,9 +232,8 @@ def read_safetensors_header(path: str | Path) -> SafetensorsHeader:
     Raises:
         FormatError: truncated, oversized, malformed, overlapping or non-covering header.
     """
-    p = Path(path)
-    with open(p, "rb") as handle:
-        return read_header(handle, p.stat().st_size)[1]
+    with open_regular(path, "safetensors file") as handle:
+        return read_header(handle, os.fstat(handle.fileno()).st_size)[1]
 
 
 def hash_model(model: str | Path, config: HashingConfig | None = None, *, progress: Progress | None = None) -> Manifest:

@@ -2,18 +2,20 @@
 pass, compared with the signed manifest, and only then turned into arrays that share that very buffer.
 
 No byte is read twice, so nothing can change between the check and the use; on any mismatch no tensor is
-returned (the caller raises).
+returned (the caller raises). Hashing runs on a second core (:class:`~qsafe._hashing.offload.Offload`) while the
+next chunk is read, chunk by chunk, so the bytes are hashed while still in the shared cache.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from qsafe._files import open_regular
 from qsafe._hashing.engines import Hasher, new_hasher
+from qsafe._hashing.offload import Offload
 from qsafe._hashing.safetensors import TensorDigester, TensorInfo, read_header
 from qsafe.errors import (
     FormatError,
@@ -25,12 +27,13 @@ from qsafe.errors import (
 )
 from qsafe.manifest import SafetensorsDigests
 
-__all__ = ["NUMPY_DTYPES", "check_device", "read_verified", "to_arrays"]
+__all__ = ["NUMPY_DTYPES", "check_device", "read_verified", "read_verified_file", "to_arrays"]
 
-# Each 1 MiB chunk is hashed right after it is copied, while it is still in cache: measured on this machine,
-# copy + hash this way costs what a bare SHA-256 pass over the file costs (hashing whole tensors later, or on
-# worker threads, re-reads them from RAM and was ~40% slower).
+# Each 1 MiB chunk is hashed right after it is copied, while it is still in cache (hashing whole tensors later
+# re-reads them from RAM and was ~40% slower); the helper thread hashes chunk k while this one reads chunk k+1.
 CHUNK = 1 << 20
+# A tensor this small is hashed inline: handing it to the helper thread costs more than hashing it.
+INLINE = 64 << 10
 
 NUMPY_DTYPES = {
     "F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
@@ -54,17 +57,8 @@ class _FileCheck:
             self.hasher.update(data)
 
 
-def _open_no_follow(path: Path) -> Any:
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise InvalidInputError(f"{path} is a symbolic link; the gate loads only regular files") from exc
-        raise ModelMismatchError(f"cannot open signed file {path}: {exc.strerror}", missing=[str(path)]) from exc
-    return os.fdopen(fd, "rb", buffering=0)
-
-
-def _read_tensor(handle: Any, info: TensorInfo, sinks: list[Any], progress: Callable[[int], None] | None) -> Any:
+def _read_tensor(handle: Any, info: TensorInfo, sinks: list[Any], offload: Offload,
+                 progress: Callable[[int], None] | None) -> Any:
     import numpy as np
 
     # np.empty, not bytearray(n): no memset of memory that readinto fills anyway.
@@ -77,7 +71,7 @@ def _read_tensor(handle: Any, info: TensorInfo, sinks: list[Any], progress: Call
             raise FormatError(f"file ended inside tensor {info.name!r}")
         chunk = view[done : done + n]
         for sink in sinks:
-            sink(chunk)
+            offload.submit(sink, chunk)
         done += n
         if progress is not None:
             progress(n)
@@ -91,7 +85,22 @@ def read_verified(
     algorithm: str = "sha256",
     file_digest: str | None = None,
     progress: Callable[[int], None] | None = None,
+    offload: Offload | None = None,
 ) -> list[tuple[TensorInfo, Any]]:
+    """:func:`read_verified_file` without the header bytes."""
+    return read_verified_file(path, expected, algorithm=algorithm, file_digest=file_digest, progress=progress,
+                              offload=offload)[1]
+
+
+def read_verified_file(
+    path: Path,
+    expected: SafetensorsDigests | None,
+    *,
+    algorithm: str = "sha256",
+    file_digest: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    offload: Offload | None = None,
+) -> tuple[bytes, list[tuple[TensorInfo, Any]]]:
     """Read every tensor of ``path`` once, checking the signed digests of exactly those bytes.
 
     Each tensor's bytes are read into memory qsafe owns (never an mmap a writer could change) and hashed chunk by
@@ -103,9 +112,11 @@ def read_verified(
         algorithm: the manifest's hash algorithm.
         file_digest: hex digest of the whole file, used when ``expected`` is None.
         progress: called with the number of bytes read.
+        offload: where hash updates run (default: inline, on this thread).
 
     Returns:
-        ``(tensor info, uint8 numpy buffer)`` pairs in file order.
+        The raw header (8-byte prefix + JSON, as on disk) and ``(tensor info, uint8 numpy buffer)`` pairs in file
+        order: together, every byte of the file.
 
     Raises:
         FormatError: malformed or out-of-bounds header; the file ends early.
@@ -113,9 +124,11 @@ def read_verified(
     """
     if expected is None and file_digest is None:
         raise FormatError(f"the signed manifest has no digest for {path.name} that can be checked while loading")
+    inline = Offload(enabled=False)
+    offload = offload or inline
     out: list[tuple[TensorInfo, Any]] = []
-    changed: list[str] = []
-    with _open_no_follow(path) as handle:
+    digesters: list[tuple[TensorInfo, TensorDigester]] = []
+    with open_regular(path, "signed file", follow_symlinks=False, error=InvalidInputError, buffering=0) as handle:
         size = os.fstat(handle.fileno()).st_size
         raw, header = read_header(handle, size)
         whole = _FileCheck(algorithm if expected is None else None)
@@ -125,21 +138,29 @@ def read_verified(
             _check_header(path, raw, header.tensors, expected, algorithm)
             wanted = expected.by_name()
         for info in header.tensors:
+            # the whole-file hasher must see every chunk in order: always on the helper thread
             sinks: list[Any] = [whole.update] if whole.hasher is not None else []
-            digester = None
+            tensor_sinks: list[Any] = []
             if expected is not None:
                 digester = TensorDigester(info.name, info.dtype, info.shape, info.nbytes, algorithm)
-                sinks.append(digester.update)
-            buffer = _read_tensor(handle, info, sinks, progress)
-            if digester is not None and digester.hexdigest() != wanted[info.name].digest:
-                changed.append(info.name)
+                tensor_sinks.append(digester.update)
+                digesters.append((info, digester))
+            if sinks:  # the whole-file hasher sees every chunk in order, on the helper thread
+                buffer = _read_tensor(handle, info, sinks + tensor_sinks, offload, progress)
+            else:  # a tensor's own digest: hashed by whichever thread has less work (both cores finish together)
+                where = inline if info.nbytes <= INLINE or offload.inline(info.nbytes) else offload
+                buffer = _read_tensor(handle, info, tensor_sinks, where, progress)
             out.append((info, buffer))
+        if handle.read(1):  # the header says where the data ends; a file that grew since fstat is not the same
+            raise InvalidInputError(f"{path} grew while it was being loaded")
+    offload.wait()
+    changed = [info.name for info, d in digesters if d.hexdigest() != wanted[info.name].digest]
     if changed:
         raise ModelMismatchError(f"{path.name}: tensor(s) changed since signing: {', '.join(changed)}",
                                  changed=[path.name], changed_tensors={path.name: changed})
     if expected is None and whole.hasher is not None and whole.hasher.digest().hex() != file_digest:
         raise ModelMismatchError(f"{path.name} changed since signing", changed=[path.name])
-    return out
+    return raw, out
 
 
 def _check_header(path: Path, raw: bytes, tensors: tuple[TensorInfo, ...], expected: SafetensorsDigests,

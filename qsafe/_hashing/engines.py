@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from qsafe._files import open_regular
 from qsafe.errors import InvalidInputError, UsageError
 
 # Names as model-signing writes them in `hash_type` / resource `algorithm`.
@@ -65,11 +66,8 @@ def stream_range(
     """
     buf = bytearray(min(READ_CHUNK, max(end - start, 1)))
     view = memoryview(buf)
-    try:
-        handle = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the with below
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    with handle:
+    # never blocks on a FIFO swapped in after the walk; refuses anything but a regular file
+    with open_regular(path, "file", error=InvalidInputError, buffering=0) as handle:
         if start:
             handle.seek(start)
         remaining = end - start

@@ -9,7 +9,6 @@ byte length matches dtype x shape where the dtype is known.
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import re
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from qsafe import _json
+from qsafe._files import Readable, open_regular
 from qsafe._hashing import engines
 from qsafe._hashing.engines import Hasher, Sink, new_hasher
 from qsafe._labels import SAFETENSORS_TENSOR_DIGEST_LABEL
@@ -234,7 +234,7 @@ class _Tiling:
 
 
 def _stream_data(
-    handle: io.BufferedReader, path: Path, start: int, end: int, feeds: list[_Tiling],
+    handle: Readable, path: Path, start: int, end: int, feeds: list[_Tiling],
     progress: Callable[[int], None] | None,
 ) -> None:
     """Read ``[start, end)`` from ``handle`` (positioned at ``start``) once, in bounded chunks, into every tiling."""
@@ -266,11 +266,7 @@ def digest_safetensors(
         FormatError: the header is malformed or out of bounds.
         InvalidInputError: the file cannot be opened, or shrank while being read.
     """
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    with handle:
+    with open_regular(path, "file", error=InvalidInputError) as handle:
         size = os.fstat(handle.fileno()).st_size
         raw, header = read_header(handle, size)
         head = new_hasher(algorithm)

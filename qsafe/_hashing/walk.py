@@ -13,6 +13,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from qsafe import _limits
+from qsafe._files import describe_mode
 from qsafe.errors import FormatError, InvalidInputError
 
 # Ignored by default at the model root, as model-signing does (--ignore-git-paths).
@@ -60,61 +62,80 @@ def list_model_files(
 ) -> list[ModelFile]:
     """Every regular file of ``model`` (a directory or a single file), in model-signing's resource order.
 
+    The walk is iterative and bounded (:data:`qsafe._limits.MODEL_MAX_DEPTH` levels,
+    :data:`qsafe._limits.MODEL_MAX_FILES` files): a hostile folder cannot exhaust the stack or memory.
+
     Args:
         model: the model directory or file.
         ignore_paths: relative paths (files or directories) to skip, relative to the model root.
         allow_symlinks: follow symlinks that stay inside the model root (default: refuse every symlink).
 
     Raises:
-        InvalidInputError: a refused symlink, a symlink escaping the root, or a special file.
+        InvalidInputError: a refused, dangling, looping or escaping symlink, a special file (FIFO, socket,
+            device), a folder nested too deep, too many files, or an unreadable folder.
         FormatError: an ignore path that is absolute or contains ``..``.
     """
     ignored = tuple(check_resource_path(p, what="ignore path") for p in ignore_paths)
     if model.is_symlink() and not allow_symlinks:
         raise InvalidInputError(f"{model} is a symlink; pass --allow-symlinks to follow it")
-    try:
-        st = model.stat()
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read model {model}: {exc.strerror or exc}") from None
+    st = _stat(model, "model ")
     if stat.S_ISREG(st.st_mode):
         return [ModelFile(".", model, st.st_size)]
     if not stat.S_ISDIR(st.st_mode):
-        raise InvalidInputError(f"{model} is neither a regular file nor a directory")
+        raise InvalidInputError(f"{model} is {describe_mode(st.st_mode)}, neither a regular file nor a directory")
     root_real = os.path.realpath(model)
     files: list[ModelFile] = []
-    _walk(model, PurePosixPath(), root_real, ignored, allow_symlinks, files, {root_real})
-    files.sort(key=lambda f: order_key(f.name))
-    return files
-
-
-def _walk(
-    directory: Path,
-    rel: PurePosixPath,
-    root_real: str,
-    ignored: tuple[PurePosixPath, ...],
-    allow_symlinks: bool,
-    out: list[ModelFile],
-    seen_dirs: set[str],
-) -> None:
-    with os.scandir(directory) as entries:
-        for entry in entries:
+    # (directory, its relative path, real paths of the directories above it: a symlink back up is a loop)
+    stack: list[tuple[Path, PurePosixPath, frozenset[str]]] = [(model, PurePosixPath(), frozenset({root_real}))]
+    while stack:
+        directory, rel, seen = stack.pop()
+        if len(rel.parts) >= _limits.MODEL_MAX_DEPTH:
+            raise InvalidInputError(f"{directory} is nested more than {_limits.MODEL_MAX_DEPTH} folders deep; refused",
+                                    hint="a model folder this deep is not a model; check what was put there")
+        for entry in _entries(directory):
             child_rel = rel / entry.name
             if _is_ignored(child_rel, ignored):
                 continue
             path = Path(entry.path)
             if entry.is_symlink():
-                if not allow_symlinks:
-                    raise InvalidInputError(f"{path} is a symlink; symlinks are refused unless --allow-symlinks")
-                target = os.path.realpath(path)
-                if not _inside(root_real, target):
-                    raise InvalidInputError(f"symlink {path} points outside the model root ({target}); refused")
-            st = path.stat()  # follows an (allowed, inside) symlink
+                _check_symlink(path, root_real, allow_symlinks)
+            st = _stat(path)  # follows an (allowed, inside) symlink
             if stat.S_ISDIR(st.st_mode):
                 real = os.path.realpath(path)
-                if real in seen_dirs:
+                if real in seen:
                     raise InvalidInputError(f"symlink loop at {path}")
-                _walk(path, child_rel, root_real, ignored, allow_symlinks, out, seen_dirs | {real})
+                stack.append((path, child_rel, seen | {real}))
             elif stat.S_ISREG(st.st_mode):
-                out.append(ModelFile(child_rel.as_posix(), path, st.st_size))
+                files.append(ModelFile(child_rel.as_posix(), path, st.st_size))
+                if len(files) > _limits.MODEL_MAX_FILES:
+                    raise InvalidInputError(f"{model} holds more than {_limits.MODEL_MAX_FILES} files; refused")
             else:
-                raise InvalidInputError(f"{path} is a special file (FIFO, socket or device); refused")
+                raise InvalidInputError(f"{path} is a special file ({describe_mode(st.st_mode)}); refused")
+    files.sort(key=lambda f: order_key(f.name))
+    return files
+
+
+def _stat(path: Path, what: str = "") -> os.stat_result:
+    try:
+        return path.stat()
+    except OSError as exc:  # dangling or looping symlink, permission, name too long
+        raise InvalidInputError(f"cannot read {what}{path}: {exc.strerror or exc}") from None
+
+
+def _entries(directory: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(directory) as entries:
+            return list(entries)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot list {directory}: {exc.strerror or exc}") from None
+
+
+def _check_symlink(path: Path, root_real: str, allow_symlinks: bool) -> None:
+    if not allow_symlinks:
+        raise InvalidInputError(f"{path} is a symlink; symlinks are refused unless --allow-symlinks")
+    try:
+        target = os.path.realpath(path, strict=True)
+    except OSError as exc:  # dangling, or a loop of links
+        raise InvalidInputError(f"symlink {path} cannot be followed: {exc.strerror or exc}") from None
+    if not _inside(root_real, target):
+        raise InvalidInputError(f"symlink {path} points outside the model root ({target}); refused")

@@ -42,12 +42,15 @@ UNSAFE_SKIP_WARNING = (
               help="Write the ML-DSA-signed appraisal result here (also on deny).")
 @click.option("--result-key", type=_EXISTING, help="Signing key for --result.")
 @click.option("--passphrase-file", type=_EXISTING, help="Passphrase of a protected --result-key.")
+@click.option("--verified-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write every verified file into this new private directory (0700), for loaders that "
+                   "read a path (from_pretrained). It must not exist yet.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was loaded and the appraisal as JSON.")
 def load(model: Path, signature: Path | None, key: Path, policy: Path | None, evidence: Path | None,
          do_collect: bool, collectors: tuple[str, ...], nonce_hex: str | None, at: str | None, device: str | None,
          framework: str | None, allow_classical: bool, evaluations: tuple[Path, ...],
          evaluator_keys: tuple[Path, ...], unsafe_skip_attestation: bool, result: Path | None,
-         result_key: Path | None, passphrase_file: Path | None, as_json: bool) -> None:
+         result_key: Path | None, passphrase_file: Path | None, verified_dir: Path | None, as_json: bool) -> None:
     """Verify MODEL's signature, appraise the environment, then load its tensors; silent on success."""
     from qsafe.loading import load_model
     from qsafe.policy import VerificationPolicy
@@ -78,9 +81,11 @@ def load(model: Path, signature: Path | None, key: Path, policy: Path | None, ev
         raise UsageError("--nonce must be hex") from exc
     if result is not None:  # refuse a bad --result before the passphrase, the hashing and the appraisal
         _check_result_path(result, model, sig, key, policy, evidence, result_key, passphrase_file, *evaluations)
+    if verified_dir is not None:
+        _check_new_dir(verified_dir, model)
     when = parse_time_option(at)
     signing_key = load_signing_key(result_key, passphrase_file) if result_key else None
-    total = sum(p.stat().st_size for p in ([model] if model.is_file() else model.rglob("*.safetensors")))
+    total = _model_size(model)
     try:
         with progress(total, "Loading") as advance:
             loaded = load_model(
@@ -89,6 +94,7 @@ def load(model: Path, signature: Path | None, key: Path, policy: Path | None, ev
                 signature_policy=VerificationPolicy(allow_classical=allow_classical),
                 unsafe_skip_attestation=unsafe_skip_attestation, progress=advance,
                 evaluations=list(evaluations), evaluator_keys=list(evaluator_keys) or None,
+                verified_dir=verified_dir,
             )
     except AttestationError as err:
         if result is not None and getattr(err, "result", None) is not None:
@@ -111,15 +117,46 @@ def load(model: Path, signature: Path | None, key: Path, policy: Path | None, ev
         emit_json(_summary(loaded))
 
 
+def _inside(path: Path, model: Path) -> bool:
+    import os
+
+    return model.is_dir() and Path(os.path.realpath(path)).is_relative_to(os.path.realpath(model))
+
+
 def _check_result_path(result: Path, model: Path, *inputs: Path | None) -> None:
-    """Refuse a --result that is an input or a file of the model (writing it would change what was verified)."""
+    """Refuse a --result that is an input, or lies inside the model folder (a new file there is an extra file:
+    the model would no longer verify)."""
     from qsafe._io import check_writable, refuse_same_file
     from qsafe.errors import OutputExistsError
 
     refuse_same_file(result, model, *(p for p in inputs if p is not None))
-    if model.is_dir() and result.exists() and result.resolve().is_relative_to(model.resolve()):
-        raise OutputExistsError(f"--result {result} is a file of the model {model}; qsafe never overwrites its input")
+    if _inside(result, model):
+        raise OutputExistsError(f"--result {result} is a file of the model {model} (inside its folder); writing it "
+                                "would change the model",
+                                hint="write the result outside the model folder")
     check_writable(result)
+
+
+def _check_new_dir(path: Path, model: Path) -> None:
+    from qsafe.errors import OutputExistsError
+
+    if path.exists() or path.is_symlink():
+        raise OutputExistsError(f"--verified-dir {path} exists; the verified copy goes into a new directory")
+    if _inside(path, model):
+        raise OutputExistsError(f"--verified-dir {path} is inside the model {model}; writing it would change the "
+                                "model", hint="choose a directory outside the model folder")
+    if not path.parent.is_dir():
+        raise UsageError(f"--verified-dir {path}: the folder {path.parent} does not exist")
+
+
+def _model_size(model: Path) -> int:
+    """Bytes to read, for the progress bar (0 when the folder cannot be listed: load_model names the problem)."""
+    from qsafe._hashing.walk import list_model_files
+
+    try:
+        return sum(f.size for f in list_model_files(model))
+    except Exception:  # noqa: BLE001 - the same listing inside load_model raises the real, typed error
+        return 0
 
 
 def _write_result(path: Path, appraisal: Any, key: Any) -> None:
@@ -134,7 +171,9 @@ def _summary(loaded: Any) -> dict[str, Any]:
     return {
         "modelDigest": loaded.model_digest,
         "keyId": loaded.key_id,
-        "files": loaded.files,
+        "files": loaded.verified_files,
+        "tensorFiles": loaded.tensor_files,
+        "verifiedDir": None if loaded.directory is None else str(loaded.directory),
         "framework": loaded.framework,
         "tensors": {name: {"shape": list(t.shape), "dtype": str(t.dtype)} for name, t in sorted(loaded.tensors.items())},
         "attestation": None if loaded.attestation is None else loaded.attestation.predicate(),

@@ -56,7 +56,8 @@ def test_gate_loads_verified_tensors(signed) -> None:
         assert np.array_equal(loaded.tensors[name], array) and loaded.tensors[name].dtype == array.dtype
     assert loaded.attestation.allowed and loaded.attestation.freshness["mode"] == "challenge"
     assert loaded.attestation.model_digest == loaded.model_digest
-    assert loaded.files == ["model.safetensors"] and not loaded.attestation_skipped
+    assert loaded.tensor_files == ["model.safetensors"] and not loaded.attestation_skipped
+    assert loaded.files == {"config.json": b"{}"} and loaded.verified_files == ["config.json", "model.safetensors"]
 
 
 def test_gate_torch_tensors(signed) -> None:
@@ -237,7 +238,7 @@ def test_manifest_without_tensor_digests_uses_the_file_digest_in_the_same_read(t
     data = bytearray(weights.read_bytes())
     data[-1] ^= 1
     weights.write_bytes(bytes(data))
-    with pytest.raises(ModelMismatchError, match="changed since signing"):
+    with pytest.raises(ModelMismatchError, match="changed: model.safetensors"):
         load_model(model, model / "model.sig", [key.public_key()], DEV, evidence=HOPPER, framework="numpy")
 
 
