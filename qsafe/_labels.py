@@ -6,6 +6,12 @@ A label is never reused for two purposes, so a signature or key made for one use
 from __future__ import annotations
 
 # ML-DSA (FIPS 204) context strings, one per use (at most 255 bytes each).
+# Model bundles: a plain ML-DSA DSSE signature uses the EMPTY context, Sigstore's convention (sigstore/sigstore's
+# experimental ML-DSA signer and verifier pass no context; protobuf-specs' ML_DSA_* are pure ML-DSA over the
+# DSSE PAE), so other Sigstore verifiers accept qsafe's ML-DSA bundles. DSSE's PAE (payload type + length)
+# separates the domain, and every other qsafe use of a key has a non-empty context. See docs/signing.md.
+MLDSA_CONTEXT_SIGSTORE_DSSE = b""
+# qsafe 0.1 signed ML-DSA bundles with this context (still accepted); composites keep it (no Sigstore name).
 MLDSA_CONTEXT_MODEL_BUNDLE = b"qsafe/v1 model-bundle dsse"
 MLDSA_CONTEXT_FL_UPDATE = b"qsafe/v1 federated-update"
 MLDSA_CONTEXT_AUDIT_HEAD = b"qsafe/v1 audit-round-head"

@@ -10,6 +10,8 @@ from __future__ import annotations
 __all__ = [
     "AUDIT_LINE_MAX_BYTES",
     "BUNDLE_MAX_BYTES",
+    "CERTIFICATE_CHAIN_MAX_LENGTH",
+    "CERTIFICATE_FILE_MAX_BYTES",
     "EVIDENCE_MAX_BYTES",
     "JSON_MAX_BYTES",
     "JSON_MAX_DEPTH",
@@ -21,6 +23,7 @@ __all__ = [
     "MODEL_MAX_FILES",
     "POLICY_MAX_BYTES",
     "RESULT_MAX_BYTES",
+    "SIGSTORE_TRUST_MAX_BYTES",
     "TIME_MAX_YEAR",
     "TIME_MIN_YEAR",
     "all_limits",
@@ -48,6 +51,12 @@ POLICY_MAX_BYTES = 1 << 20
 RESULT_MAX_BYTES = 16 << 20
 #: One line of a federated audit log.
 AUDIT_LINE_MAX_BYTES = 16 << 20
+#: A PEM file of trusted or signing certificates (--certificate, --certificate-chain).
+CERTIFICATE_FILE_MAX_BYTES = 4 << 20
+#: Certificates in a bundle's x509CertificateChain (leaf and issuers).
+CERTIFICATE_CHAIN_MAX_LENGTH = 10
+#: A Sigstore trust root or client trust configuration (--trust-config); the production root is ~10 KB.
+SIGSTORE_TRUST_MAX_BYTES = 8 << 20
 
 # --- model folders (sign, verify, load walk them alike) --------------------------------------------------------
 #: Folders below the model root. Real model repositories nest 2-4 deep.

@@ -11,8 +11,18 @@ What qsafe adds, only where model-signing and the OMS v1.0 schemas tolerate extr
   its header digest and tensor digests. Resource descriptors allow extra properties in the OMS schema, and
   model-signing reads only ``name``/``algorithm``/``digest``. They are inside the signed payload.
 
+Three kinds of verification material are read (:attr:`Bundle.kind`):
+
+- ``key``: ``publicKey`` (``hint``, ``keyDetails``, and ``rawBytes`` as model-signing 0.3-1.0 wrote it: the PEM
+  public key). None of these is signed; they only select which of the *given* trusted keys to try.
+- ``certificate``: ``x509CertificateChain`` (leaf first, then intermediates), what ``model_signing sign
+  certificate`` and ``qsafe sign --certificate`` write; no transparency log. Checked against given roots.
+- ``sigstore``: a keyless bundle (``certificate`` or ``x509CertificateChain`` plus transparency-log entries),
+  verified by the ``sigstore`` library against a Sigstore trust root.
+
 Parsing never trusts the file: sizes are capped, base64 is strict, every field is type-checked, and resource
-names that are absolute or contain ``..`` are refused (:class:`~qsafe.errors.FormatError`).
+names that are absolute or contain ``..`` are refused (:class:`~qsafe.errors.FormatError`). The log entries and
+timestamps of keyless bundles are parsed by the ``sigstore`` library at verification time.
 """
 
 from __future__ import annotations
@@ -31,12 +41,15 @@ from qsafe._files import read_regular
 from qsafe._labels import (
     DSSE_PAYLOAD_TYPE,
     IN_TOTO_STATEMENT_TYPE,
+    MLDSA_CONTEXT_MODEL_BUNDLE,
+    MLDSA_CONTEXT_SIGSTORE_DSSE,
     OMS_PREDICATE_TYPE,
     SAFETENSORS_ANNOTATION_KEY,
     SIGSTORE_BUNDLE_MEDIA_TYPE,
 )
+from qsafe._statement import manifest_from_statement
 from qsafe.errors import FormatError
-from qsafe.manifest import Manifest, Resource, SafetensorsDigests, Serialization, TensorDigest
+from qsafe.manifest import Manifest, SafetensorsDigests
 
 __all__ = [
     "DEFAULT_SIGNATURE_NAME",
@@ -44,6 +57,8 @@ __all__ = [
     "Bundle",
     "build_bundle",
     "default_signature_path",
+    "dsse_signing_context",
+    "dsse_verification_contexts",
     "manifest_from_statement",
     "pae",
     "parse_bundle",
@@ -60,7 +75,33 @@ def default_signature_path(model: str | Path) -> Path:
     p = Path(model)
     return p / DEFAULT_SIGNATURE_NAME if p.is_dir() else p.parent / DEFAULT_SIGNATURE_NAME
 _HEX = re.compile(r"^[0-9a-f]+$")
-_DIGEST_BYTES = {"sha256": 32, "blake3": 32, "blake2b": 64}
+# Sigstore bundle media types the sigstore library reads (keyless bundles); key and certificate bundles are v0.3.
+_KEYLESS_MEDIA_TYPES = frozenset({
+    SIGSTORE_BUNDLE_MEDIA_TYPE,
+    "application/vnd.dev.sigstore.bundle+json;version=0.3",
+    "application/vnd.dev.sigstore.bundle+json;version=0.2",
+    "application/vnd.dev.sigstore.bundle+json;version=0.1",
+})
+KIND_KEY, KIND_CERTIFICATE, KIND_SIGSTORE = "key", "certificate", "sigstore"
+
+def _plain_mldsa(algorithm: str) -> bool:
+    return algorithm.startswith("ml-dsa-") and "-ed25519" not in algorithm
+
+
+def dsse_signing_context(algorithm: str) -> bytes:
+    """The ML-DSA context string qsafe signs a model bundle's DSSE PAE with: empty for plain ML-DSA
+    (Sigstore's convention, so other Sigstore verifiers accept the bundle), qsafe's label for composites (no
+    Sigstore name exists for them); ECDSA has no context."""
+    return MLDSA_CONTEXT_SIGSTORE_DSSE if _plain_mldsa(algorithm) else MLDSA_CONTEXT_MODEL_BUNDLE
+
+
+def dsse_verification_contexts(algorithm: str) -> tuple[bytes, ...]:
+    """The contexts a model bundle signature of ``algorithm`` may use: the signing one, and for plain ML-DSA
+    also qsafe 0.1's ``qsafe/v1 model-bundle dsse``."""
+    if _plain_mldsa(algorithm):
+        return (MLDSA_CONTEXT_SIGSTORE_DSSE, MLDSA_CONTEXT_MODEL_BUNDLE)
+    return (MLDSA_CONTEXT_MODEL_BUNDLE,)
+
 
 def pae(payload_type: str, payload: bytes) -> bytes:
     """DSSE v1 pre-authentication encoding: the exact bytes that are signed."""
@@ -79,6 +120,10 @@ class Bundle:
     key_hint: str | None
     key_details: str | None
     document: dict[str, Any]
+    kind: str = KIND_KEY
+    raw_public_key: bytes | None = None  # publicKey.rawBytes: an unsigned copy of the signer's key (PEM or DER)
+    certificates: tuple[bytes, ...] = ()  # DER, leaf first (certificate and keyless bundles)
+    raw: bytes = b""  # the file's bytes, as read (keyless bundles are handed to the sigstore library as they are)
 
     def signed_bytes(self) -> bytes:
         """PAE(payloadType, payload): what the signature covers."""
@@ -122,42 +167,84 @@ def _obj(value: Any, what: str, allowed: frozenset[str] | None = None) -> dict[s
     return value
 
 
-# Every field a key-signed bundle may carry. Unknown fields are refused, so that no byte of the file can change
-# without verification noticing (the OMS bundle and envelope schemas are closed the same way).
+# Every field a bundle may carry at these levels. Unknown fields are refused, so that no byte of the file can
+# change without verification noticing (the OMS bundle and envelope schemas are closed the same way). Inside
+# keyless material (log entries, timestamps) the sigstore library is the parser.
 _TOP = frozenset({"mediaType", "verificationMaterial", "dsseEnvelope"})
-_MATERIAL = frozenset({"publicKey", "tlogEntries", "timestampVerificationData"})
-_PUBLIC_KEY = frozenset({"hint", "keyDetails"})
+_MATERIAL = frozenset({"publicKey", "x509CertificateChain", "certificate", "tlogEntries",
+                       "timestampVerificationData"})
+_PUBLIC_KEY = frozenset({"hint", "keyDetails", "rawBytes"})
 _ENVELOPE = frozenset({"payload", "payloadType", "signatures"})
 _SIGNATURE = frozenset({"sig", "keyid"})
+
+
+def _certificate_list(material: dict[str, Any]) -> tuple[bytes, ...]:
+    if "certificate" in material:
+        cert = _obj(material["certificate"], "verificationMaterial.certificate", frozenset({"rawBytes"}))
+        return (_b64(cert.get("rawBytes"), "certificate rawBytes"),)
+    chain = _obj(material["x509CertificateChain"], "x509CertificateChain", frozenset({"certificates"}))
+    certs = chain.get("certificates")
+    if not isinstance(certs, list) or not certs:
+        raise FormatError("bundle x509CertificateChain.certificates must be a non-empty list")
+    return tuple(_b64(_obj(c, "certificate", frozenset({"rawBytes"})).get("rawBytes"), "certificate rawBytes")
+                 for c in certs)
+
+
+def _material(material: dict[str, Any], media_type: Any) -> tuple[str, tuple[bytes, ...]]:
+    """(kind, certificates) of the verification material; checks the combination of fields."""
+    present = [k for k in ("publicKey", "x509CertificateChain", "certificate") if k in material]
+    if len(present) != 1:
+        raise FormatError("bundle verificationMaterial needs exactly one of publicKey, x509CertificateChain, "
+                          f"certificate (found {', '.join(present) or 'none'})")
+    entries = material.get("tlogEntries", [])
+    timestamps = material.get("timestampVerificationData", {})
+    if not isinstance(entries, list):
+        raise FormatError("bundle tlogEntries must be a list")
+    if present[0] == "publicKey":
+        if entries or timestamps:
+            raise FormatError("key-signed bundles must not carry transparency-log entries or timestamps")
+        return KIND_KEY, ()
+    certs = _certificate_list(material)
+    if entries:
+        if media_type not in _KEYLESS_MEDIA_TYPES:
+            raise FormatError(f"bundle mediaType {media_type!r} is not a Sigstore bundle media type")
+        return KIND_SIGSTORE, certs
+    if present[0] == "certificate":
+        raise FormatError("a Sigstore certificate bundle without transparency-log entries cannot be verified",
+                          hint="keyless bundles need their tlogEntries; certificate-chain bundles carry "
+                               "x509CertificateChain")
+    if timestamps:
+        raise FormatError("certificate-chain bundles must not carry timestamps without transparency-log entries")
+    return KIND_CERTIFICATE, certs
 
 
 def parse_bundle(data: bytes, *, what: str = "signature file") -> Bundle:
     """Parse bundle bytes without verifying anything (``what`` names the input in messages).
 
     Raises:
-        FormatError: not a Sigstore bundle v0.3 with one DSSE signature and key verification material.
+        FormatError: not a Sigstore bundle with one DSSE signature and key, certificate-chain or keyless
+            verification material.
     """
     if len(data) > MAX_BUNDLE_BYTES:
         raise FormatError(f"{what} is larger than {MAX_BUNDLE_BYTES} bytes")
     doc = _obj(_json(data, what), "document", _TOP)
-    if doc.get("mediaType") != SIGSTORE_BUNDLE_MEDIA_TYPE:
+    media_type = doc.get("mediaType")
+    if media_type not in _KEYLESS_MEDIA_TYPES:
         raise FormatError(f"bundle mediaType must be {SIGSTORE_BUNDLE_MEDIA_TYPE}")
-    material = _obj(doc.get("verificationMaterial"), "verificationMaterial")
-    if "publicKey" in material:
-        _obj(material, "verificationMaterial", _MATERIAL)
-        if material.get("tlogEntries", []) != [] or material.get("timestampVerificationData", {}) != {}:
-            raise FormatError("key-signed bundles must not carry transparency-log entries or timestamps")
-    else:
-        raise FormatError(
-            "bundle has no publicKey verification material (certificate/keyless bundles are not supported)",
-            hint="verify Sigstore keyless bundles with `model_signing verify sigstore`",
-        )
-    public_key = _obj(material["publicKey"], "verificationMaterial.publicKey", _PUBLIC_KEY)
-    hint, details = public_key.get("hint"), public_key.get("keyDetails")
-    if hint is not None and not (isinstance(hint, str) and (hint == "" or _HEX.match(hint))):
-        raise FormatError("bundle publicKey.hint must be a hex string")
-    if details is not None and not isinstance(details, str):
-        raise FormatError("bundle publicKey.keyDetails must be a string")
+    material = _obj(doc.get("verificationMaterial"), "verificationMaterial", _MATERIAL)
+    kind, certificates = _material(material, media_type)
+    if kind != KIND_SIGSTORE and media_type != SIGSTORE_BUNDLE_MEDIA_TYPE:
+        raise FormatError(f"bundle mediaType must be {SIGSTORE_BUNDLE_MEDIA_TYPE}")
+    hint = details = raw_key = None
+    if kind == KIND_KEY:
+        public_key = _obj(material["publicKey"], "verificationMaterial.publicKey", _PUBLIC_KEY)
+        hint, details = public_key.get("hint"), public_key.get("keyDetails")
+        if hint is not None and not (isinstance(hint, str) and (hint == "" or _HEX.match(hint))):
+            raise FormatError("bundle publicKey.hint must be a hex string")
+        if details is not None and not isinstance(details, str):
+            raise FormatError("bundle publicKey.keyDetails must be a string")
+        if "rawBytes" in public_key:
+            raw_key = _b64(public_key["rawBytes"], "publicKey.rawBytes")
     envelope = _obj(doc.get("dsseEnvelope"), "dsseEnvelope", _ENVELOPE)
     payload_type = envelope.get("payloadType")
     if payload_type != DSSE_PAYLOAD_TYPE:
@@ -177,6 +264,10 @@ def parse_bundle(data: bytes, *, what: str = "signature file") -> Bundle:
         key_hint=hint or None,
         key_details=details,
         document=doc,
+        kind=kind,
+        raw_public_key=raw_key,
+        certificates=certificates,
+        raw=bytes(data),
     )
 
 
@@ -222,11 +313,23 @@ def statement_bytes(manifest: Manifest) -> bytes:
     return json.dumps(statement, indent=2).encode("utf-8")
 
 
-def build_bundle(payload: bytes, signature: bytes, *, hint: str, details: str, keyid: str) -> bytes:
-    """Assemble the bundle JSON around an already signed payload."""
+def build_bundle(
+    payload: bytes, signature: bytes, *, hint: str, details: str, keyid: str, certificates: tuple[bytes, ...] = ()
+) -> bytes:
+    """Assemble the bundle JSON around an already signed payload.
+
+    With ``certificates`` (DER, leaf first) the verification material is an ``x509CertificateChain`` (as
+    ``model_signing sign certificate`` writes), else a ``publicKey`` (hint + keyDetails).
+    """
+    material: dict[str, Any]
+    if certificates:
+        material = {"x509CertificateChain": {"certificates": [
+            {"rawBytes": base64.b64encode(der).decode("ascii")} for der in certificates]}}
+    else:
+        material = {"publicKey": {"hint": hint, "keyDetails": details}}
     doc = {
         "mediaType": SIGSTORE_BUNDLE_MEDIA_TYPE,
-        "verificationMaterial": {"publicKey": {"hint": hint, "keyDetails": details}, "tlogEntries": []},
+        "verificationMaterial": {**material, "tlogEntries": []},
         "dsseEnvelope": {
             "payload": base64.b64encode(payload).decode("ascii"),
             "payloadType": DSSE_PAYLOAD_TYPE,
@@ -234,74 +337,3 @@ def build_bundle(payload: bytes, signature: bytes, *, hint: str, details: str, k
         },
     }
     return (json.dumps(doc, indent=2) + "\n").encode("utf-8")
-
-
-def _parse_tensors(value: Any) -> SafetensorsDigests:
-    doc = _obj(value, "safetensors annotation")
-    header, tensors = doc.get("header"), doc.get("tensors")
-    if not isinstance(header, str) or not _HEX.match(header) or not isinstance(tensors, list):
-        raise FormatError("safetensors annotation needs a hex header digest and a tensors list")
-    out: list[TensorDigest] = []
-    for t in tensors:
-        t = _obj(t, "tensor entry")
-        name, dtype, shape, digest = t.get("name"), t.get("dtype"), t.get("shape"), t.get("digest")
-        if not (isinstance(name, str) and isinstance(dtype, str) and isinstance(digest, str) and _HEX.match(digest)
-                and isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
-                                                    for d in shape)):
-            raise FormatError("malformed tensor entry in safetensors annotation")
-        out.append(TensorDigest(name, dtype, tuple(shape), digest))
-    if len({t.name for t in out}) != len(out):
-        raise FormatError("safetensors annotation lists a tensor twice")
-    return SafetensorsDigests(header, tuple(out))
-
-
-def _parse_resource(r: Any, serialization: Serialization) -> Resource:
-    r = _obj(r, "resource")
-    name, alg, digest = r.get("name"), r.get("algorithm"), r.get("digest")
-    if not (isinstance(name, str) and isinstance(alg, str) and isinstance(digest, str) and _HEX.match(digest)):
-        raise FormatError("each resource needs string name, algorithm and hex digest")
-    base = serialization.hash_type
-    if alg != base and alg != f"{base}-sharded-{serialization.shard_size}":
-        raise FormatError(f"resource {name!r} algorithm {alg!r} does not match hash_type {base!r}")
-    if len(digest) != 2 * _DIGEST_BYTES[base]:
-        raise FormatError(f"resource {name!r} digest has the wrong length for {base}")
-    return Resource(name, alg, digest)
-
-
-def manifest_from_statement(statement: dict[str, Any]) -> Manifest:
-    """Turn a (verified) in-toto statement into a :class:`Manifest`, checking the root digest.
-
-    Raises:
-        FormatError: wrong types, unknown predicate, unsafe names, or a root digest that does not match.
-    """
-    if statement.get("_type") != IN_TOTO_STATEMENT_TYPE or statement.get("predicateType") != OMS_PREDICATE_TYPE:
-        raise FormatError(f"statement is not an in-toto Statement v1 with predicate {OMS_PREDICATE_TYPE}")
-    subjects = statement.get("subject")
-    if not isinstance(subjects, list) or len(subjects) != 1:
-        raise FormatError("statement must have exactly one subject")
-    subject = _obj(subjects[0], "subject")
-    name, digest = subject.get("name"), _obj(subject.get("digest"), "subject digest").get("sha256")
-    if not isinstance(name, str) or not isinstance(digest, str):
-        raise FormatError("subject needs a name and a sha256 digest")
-    predicate = _obj(statement.get("predicate"), "predicate")
-    serialization = Serialization.from_dict(predicate.get("serialization"))
-    raw_resources = predicate.get("resources")
-    if not isinstance(raw_resources, list):
-        raise FormatError("predicate.resources must be a list")
-    resources = tuple(_parse_resource(r, serialization) for r in raw_resources)
-    tensors: dict[str, SafetensorsDigests] = {}
-    for raw, res in zip(raw_resources, resources):
-        ann = raw.get("annotations")
-        if isinstance(ann, dict) and SAFETENSORS_ANNOTATION_KEY in ann:
-            file = _file_of(res.name, serialization)
-            if file in tensors:
-                raise FormatError(f"tensor digests for {file!r} appear twice")
-            tensors[file] = _parse_tensors(ann[SAFETENSORS_ANNOTATION_KEY])
-    manifest = Manifest(name, serialization, resources, tensors)
-    if manifest.root_digest != digest:
-        raise FormatError("manifest is inconsistent: the resources do not hash to the subject digest")
-    return manifest
-
-
-def _file_of(name: str, serialization: Serialization) -> str:
-    return name.rsplit(":", 2)[0] if serialization.method == "shards" else name

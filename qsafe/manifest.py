@@ -105,17 +105,17 @@ class Serialization:
         if not isinstance(data, dict) or data.get("method") not in ("files", "shards"):
             raise FormatError("predicate.serialization.method must be 'files' or 'shards'")
         hash_type, allow = data.get("hash_type"), data.get("allow_symlinks")
+        shard = _shard_size(data.get("shard_size")) if data["method"] == "shards" else None
+        if shard is not None and isinstance(hash_type, str) and hash_type.endswith(f"-sharded-{shard}"):
+            hash_type = hash_type[: -len(f"-sharded-{shard}")]  # model-signing 0.3 named the shard algorithm here
         if hash_type not in ("sha256", "blake3", "blake2b") or not isinstance(allow, bool):
             raise FormatError("predicate.serialization needs a known hash_type and a boolean allow_symlinks")
-        shard = data.get("shard_size")
-        if data["method"] == "shards" and (isinstance(shard, bool) or not isinstance(shard, int) or shard <= 0):
-            raise FormatError("predicate.serialization.shard_size must be a positive integer for shards")
         ignores = data.get("ignore_paths", [])
         if not isinstance(ignores, list) or not all(isinstance(p, str) for p in ignores):
             raise FormatError("predicate.serialization.ignore_paths must be a list of strings")
         for p in ignores:
             check_resource_path(p.rstrip("/"), what="ignore path")
-        return cls(data["method"], hash_type, allow, shard if data["method"] == "shards" else None, tuple(ignores))
+        return cls(data["method"], hash_type, allow, shard, tuple(ignores))
 
     def hashing_config(self, *, allow_symlinks: bool, tensor_digests: bool = False) -> HashingConfig:
         """The configuration that recomputes this manifest (symlinks only if the caller also allows them)."""
@@ -125,6 +125,22 @@ class Serialization:
             ignore_paths=tuple(p.rstrip("/") for p in self.ignore_paths), ignore_git_paths=False,
             tensor_digests=tensor_digests,
         )
+
+
+# Shard sizes are byte counts; a JSON number past 2**53 could not even be represented exactly as a float.
+_MAX_SHARD_SIZE = 1 << 53
+
+
+def _shard_size(value: Any) -> int:
+    """A positive integer shard size. model-signing writes it through a protobuf ``Struct``, whose numbers are
+    doubles, so its bundles say ``1000.0``: an integral float is the same integer; ``1000.5``, ``NaN``, booleans,
+    strings and non-positive values are refused."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= _MAX_SHARD_SIZE:
+        raise FormatError("predicate.serialization.shard_size must be a positive integer for shards "
+                          f"(got {value!r})")
+    return value
 
 
 def resource_file(name: str, method: str) -> str:
@@ -151,6 +167,7 @@ class Manifest:
     serialization: Serialization
     resources: tuple[Resource, ...]
     tensors: Mapping[str, SafetensorsDigests] = field(default_factory=dict)
+    legacy: bool = False  # model-signing 0.2's Digests/v0.1 predicate: no root digest was signed
 
     def __post_init__(self) -> None:
         names = [r.name for r in self.resources]

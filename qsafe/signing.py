@@ -1,48 +1,90 @@
 """Sign a model: hash it into a manifest, sign PAE(payloadType, statement) and write the bundle atomically.
 
-The DSSE signature is made by :meth:`qsafe.keys.PrivateKey.sign` with the fixed context string
-``qsafe._labels.MLDSA_CONTEXT_MODEL_BUNDLE``: ML-DSA (FIPS 204, pure), composite ML-DSA-65+Ed25519, or ECDSA
-P-256/SHA-256 (model-signing compatible; ECDSA has no context).
+The DSSE signature is made by :meth:`qsafe.keys.PrivateKey.sign`: ML-DSA (FIPS 204, pure) with the empty
+context string (Sigstore's convention, see :func:`qsafe.bundle.dsse_signing_context`), composite
+ML-DSA-65+Ed25519 with ``qsafe._labels.MLDSA_CONTEXT_MODEL_BUNDLE``, or ECDSA P-256/SHA-256 (model-signing
+compatible; ECDSA has no context).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qsafe._io import atomic_output
-from qsafe._labels import DSSE_PAYLOAD_TYPE, MLDSA_CONTEXT_MODEL_BUNDLE
+from qsafe._labels import DSSE_PAYLOAD_TYPE
 from qsafe.bundle import (
     DEFAULT_SIGNATURE_NAME,
     build_bundle,
     default_signature_path,
+    dsse_signing_context,
     pae,
     parse_bundle,
     statement_bytes,
 )
-from qsafe.errors import FormatError, OutputExistsError
+from qsafe.errors import FormatError, KeyFileError, OutputExistsError, UsageError
 from qsafe.hashing import HashingConfig, Progress
 from qsafe.keys import PrivateKey
 from qsafe.manifest import Manifest, hash_model
 
-__all__ = ["DEFAULT_SIGNATURE_NAME", "default_signature_path", "sign", "sign_manifest"]
+if TYPE_CHECKING:
+    from cryptography import x509
 
-def sign_manifest(manifest: Manifest, key: PrivateKey) -> bytes:
+    from qsafe.keyless import TrustRoot
+
+__all__ = ["DEFAULT_PQ_SIGNATURE_NAME", "DEFAULT_SIGNATURE_NAME", "default_signature_path", "pq_signature_path",
+           "sign", "sign_manifest"]
+
+# A hybrid release: the keyless Sigstore bundle takes model-signing's name (model.sig), so the ecosystem's tools
+# find and verify it on their own; the post-quantum bundle lies beside it. Both sign the same statement.
+DEFAULT_PQ_SIGNATURE_NAME = "model.pq.sig"
+
+
+def pq_signature_path(model: str | Path) -> Path:
+    """``model.pq.sig`` inside a model directory, or beside a single-file model (the PQ half of a hybrid)."""
+    p = Path(model)
+    return p / DEFAULT_PQ_SIGNATURE_NAME if p.is_dir() else p.parent / DEFAULT_PQ_SIGNATURE_NAME
+
+
+def _check_certificate(key: PrivateKey, certificates: Sequence[x509.Certificate]) -> tuple[bytes, ...]:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    leaf_spki = certificates[0].public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    if leaf_spki != key.public_key().to_der():
+        raise KeyFileError("the signing certificate is not for this key (its public key differs)",
+                           hint="pass the certificate issued for --key's public key")
+    return tuple(c.public_bytes(Encoding.DER) for c in certificates)
+
+
+def sign_manifest(manifest: Manifest, key: PrivateKey, *,
+                  certificates: Sequence[x509.Certificate] = ()) -> bytes:
     """Sign a manifest and return the bundle bytes.
 
     Args:
         manifest: the manifest to sign (from :func:`qsafe.manifest.hash_model`).
         key: the signing key.
+        certificates: the signing certificate and its issuers (leaf first), to put an ``x509CertificateChain``
+            in the bundle instead of a key hint.
 
     Returns:
         The Sigstore-bundle JSON, UTF-8.
+
+    Raises:
+        KeyFileError: the certificate's public key is not ``key``'s.
     """
     payload = statement_bytes(manifest)
-    signature = key.sign(pae(DSSE_PAYLOAD_TYPE, payload), MLDSA_CONTEXT_MODEL_BUNDLE)
+    return _key_bundle(payload, key, certificates)
+
+
+def _key_bundle(payload: bytes, key: PrivateKey, certificates: Sequence[x509.Certificate]) -> bytes:
+    ders = _check_certificate(key, certificates) if certificates else ()
+    signature = key.sign(pae(DSSE_PAYLOAD_TYPE, payload), dsse_signing_context(key.algorithm))
     public = key.public_key()
     return build_bundle(payload, signature, hint=public.model_signing_hint, details=public.key_details,
-                        keyid=public.key_id)
+                        keyid=public.key_id, certificates=ders)
 
 
 def _relative_inside(path: Path, root: Path) -> str | None:
@@ -64,39 +106,76 @@ def _refuse_clobber(target: Path, model: Path) -> None:
 
 def sign(
     model: str | Path,
-    key: PrivateKey,
+    key: PrivateKey | None = None,
     *,
     signature: str | Path | None = None,
     config: HashingConfig | None = None,
     progress: Progress | None = None,
+    certificates: Sequence[x509.Certificate] = (),
+    sigstore_token: str | None = None,
+    trust_root: TrustRoot | None = None,
+    pq_signature: str | Path | None = None,
 ) -> Manifest:
-    """Sign a model directory or file and write its signature bundle.
+    """Sign a model directory or file and write its signature bundle(s).
+
+    With ``key`` alone: one bundle signed by the key (a ``publicKey`` hint, or with ``certificates`` an X.509
+    chain). With ``sigstore_token`` alone: one Sigstore keyless bundle (Fulcio certificate + Rekor entry).
+    With both: a **hybrid release**: the keyless bundle at ``signature`` (default ``model.sig``, where
+    model-signing looks) and the key's bundle at ``pq_signature`` (default ``model.pq.sig``), both over the
+    same in-toto statement, whose ``ignore_paths`` list both files.
 
     Args:
         model: the model directory or single file.
         key: the private signing key (:func:`qsafe.keys.load_private_key`).
-        signature: where to write the bundle (default :func:`default_signature_path`). A signature inside the
-            model directory is left out of the manifest.
+        signature: where to write the (first) bundle (default :func:`default_signature_path`). A signature
+            inside the model directory is left out of the manifest.
         config: hashing parameters (default SHA-256, ``files``, tensor digests on).
         progress: optional ``(advance_bytes, total_bytes)`` callback while hashing.
+        certificates: the key's signing certificate and issuers, leaf first (``qsafe sign --certificate``).
+        sigstore_token: an OIDC identity token: sign keyless too (:func:`qsafe.keyless.find_identity_token`).
+        trust_root: the client trust configuration of a private Sigstore instance (default: production).
+        pq_signature: where the key's bundle goes in a hybrid release (default :func:`pq_signature_path`).
 
     Returns:
         The signed manifest.
 
     Raises:
-        OutputExistsError: the signature path is the model, or an existing file that is not a bundle.
+        UsageError: neither a key nor a token. KeyFileError: the certificate is not the key's.
+        OutputExistsError: a signature path is the model, or an existing file that is not a bundle.
         InvalidInputError: refused symlink or special file in the model.
         FormatError: a malformed ``.safetensors`` header (use ``tensor_digests=False`` to sign it as bytes).
+        UnavailableError: the Sigstore services cannot be reached.
     """
+    if key is None and sigstore_token is None:
+        raise UsageError("nothing to sign with: give a key, an identity token (keyless), or both (hybrid)")
+    if certificates and key is None:
+        raise UsageError("a signing certificate needs its private key")
     root = Path(model)
     target = Path(signature) if signature is not None else default_signature_path(root)
-    _refuse_clobber(target, root)
+    targets = [target]
+    if key is not None and sigstore_token is not None:
+        targets.append(Path(pq_signature) if pq_signature is not None else pq_signature_path(root))
+        if os.path.realpath(targets[0]) == os.path.realpath(targets[1]):
+            raise UsageError("the keyless and the post-quantum bundle need two different paths")
+    for t in targets:
+        _refuse_clobber(t, root)
     cfg = config or HashingConfig()
-    rel = _relative_inside(target, root) if root.is_dir() else None
-    if rel is not None and rel not in cfg.ignore_paths:
-        cfg = dataclasses.replace(cfg, ignore_paths=(*cfg.ignore_paths, rel))
+    if key is not None and certificates:
+        _check_certificate(key, certificates)  # before any hashing
+    for t in targets:
+        rel = _relative_inside(t, root) if root.is_dir() else None
+        if rel is not None and rel not in cfg.ignore_paths:
+            cfg = dataclasses.replace(cfg, ignore_paths=(*cfg.ignore_paths, rel))
     manifest = hash_model(root, cfg, progress=progress)
-    data = sign_manifest(manifest, key)
-    with atomic_output(target, inputs=(root,)) as out:
-        out.write(data)
+    payload = statement_bytes(manifest)
+    outputs: list[bytes] = []
+    if sigstore_token is not None:
+        from qsafe.keyless import sign_keyless
+
+        outputs.append(sign_keyless(payload, sigstore_token, trust_root))
+    if key is not None:
+        outputs.append(_key_bundle(payload, key, certificates))
+    for t, data in zip(targets, outputs):
+        with atomic_output(t, inputs=(root,)) as out:
+            out.write(data)
     return manifest

@@ -1,9 +1,14 @@
-"""Verify a model against its signature bundle. Verification raises; success returns quietly.
+"""Verify a model against its signature bundle(s). Verification raises; success returns quietly.
 
-Order of checks: parse the bundle (FormatError, exit 3) -> find the given key the bundle names and verify the
-DSSE signature over PAE (SignatureError, 10) -> apply the policy (PolicyError, 11) -> parse the signed manifest
-(FormatError, 3) -> hash the model the same way and compare (ModelMismatchError, 12, naming every changed,
-missing and extra file and every changed tensor).
+Order of checks: parse every bundle (FormatError, exit 3) -> verify each signature with the trust input its kind
+needs (SignatureError, 10): a given public key (``key`` bundles), a certificate chain to given trusted
+certificates (``certificate`` bundles), or a Sigstore trust root plus an expected identity (``sigstore``, keyless)
+-> apply the policy to the verified signers (PolicyError, 11) -> parse the signed manifests (FormatError, 3) ->
+hash the model the same way and compare (ModelMismatchError, 12, naming every changed, missing and extra file and
+every changed tensor).
+
+Every model-signing bundle generation is read: ``publicKey.rawBytes`` (0.3-1.0), the 0.2 ``Digests/v0.1``
+predicate and its PAE bug, ``shard_size`` written as a float, blake2b, and the single-file ``.`` resource.
 """
 
 from __future__ import annotations
@@ -17,32 +22,46 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qsafe._hashing.safetensors import digest_safetensors
-from qsafe._labels import MLDSA_CONTEXT_MODEL_BUNDLE
-from qsafe.bundle import Bundle, manifest_from_statement, parse_bundle, read_bundle
-from qsafe.errors import FormatError, InvalidInputError, ModelMismatchError, SignatureError
+from qsafe._hashing.walk import check_resource_path
+from qsafe.bundle import (
+    KIND_CERTIFICATE,
+    KIND_KEY,
+    Bundle,
+    dsse_verification_contexts,
+    manifest_from_statement,
+    parse_bundle,
+    read_bundle,
+)
+from qsafe.errors import FormatError, InvalidInputError, KeyFileError, ModelMismatchError, SignatureError, UsageError
 from qsafe.hashing import Progress
-from qsafe.keys import PublicKey, load_public_keys
-from qsafe.manifest import Manifest, SafetensorsDigests, hash_model
-from qsafe.policy import VerificationPolicy
+from qsafe.keys import PublicKey, load_public_keys, public_key_from_der, public_key_from_pem
+from qsafe.manifest import Manifest, Resource, SafetensorsDigests, hash_model
+from qsafe.policy import Identity, Policy, Signer
 
 if TYPE_CHECKING:
-    from qsafe.attestation.policy import Policy
+    from qsafe.attestation.policy import Policy as AttestationPolicy
     from qsafe.model_evidence import ModelEvidence
 
-__all__ = ["Verification", "verify", "verify_bundle", "verify_bundle_signer"]
+__all__ = ["Verification", "verify", "verify_bundle", "verify_bundle_signer", "verify_signatures"]
 
 KeysArg = PublicKey | str | os.PathLike[str] | Iterable[PublicKey | str | os.PathLike[str]]
 SignatureArg = str | os.PathLike[str] | bytes | Bundle
+CertificatesArg = Sequence[Any] | None  # cryptography x509.Certificate objects or PEM paths
 
 
 @dataclass(frozen=True)
 class Verification:
-    """What was verified: the signed manifest and the key that signed it."""
+    """What was verified: the signed manifest and who signed it.
+
+    ``key_id``/``algorithm``/``post_quantum`` describe the primary signer (the first post-quantum one, else the
+    first); ``signers`` lists every verified signature (two for a hybrid release).
+    """
 
     manifest: Manifest
     key_id: str
     algorithm: str
     post_quantum: bool
+    signers: tuple[Signer, ...] = ()
     model_evidence: tuple[ModelEvidence, ...] = field(default=())
 
     @property
@@ -51,68 +70,227 @@ class Verification:
         return "sha256:" + self.manifest.root_digest
 
 
-def _keys(keys: KeysArg) -> list[PublicKey]:
+def _keys(keys: KeysArg | None) -> list[PublicKey]:
+    if keys is None:
+        return []
     items = [keys] if isinstance(keys, (PublicKey, str, os.PathLike)) else list(keys)
     out: list[PublicKey] = []
     for item in items:
         out.extend([item] if isinstance(item, PublicKey) else load_public_keys(Path(item)))
-    if not out:
-        raise SignatureError("no public key was given to verify with", hint="pass at least one --key PUB")
     return out
 
 
-def _bundle(signature: SignatureArg) -> Bundle:
+def _bundle(signature: SignatureArg) -> tuple[Bundle, str]:
     if isinstance(signature, Bundle):
-        return signature
+        return signature, "<bundle>"
     if isinstance(signature, bytes):
-        return parse_bundle(signature)
-    return read_bundle(Path(signature))
+        return parse_bundle(signature), "<bytes>"
+    return read_bundle(Path(signature)), str(signature)
 
 
-def _verify_signature(bundle: Bundle, keys: list[PublicKey]) -> PublicKey:
+def _raw_key(bundle: Bundle) -> PublicKey | None:
+    """The key a model-signing 0.3-1.0 bundle names in ``publicKey.rawBytes`` (PEM, or DER), unsigned."""
+    raw = bundle.raw_public_key
+    if raw is None:
+        return None
+    try:
+        return public_key_from_pem(raw, source="publicKey.rawBytes") if raw.lstrip().startswith(b"-----") \
+            else public_key_from_der(raw)
+    except KeyFileError as exc:
+        raise FormatError(f"bundle publicKey.rawBytes is not a public key: {exc}") from None
+
+
+def _compat_pae(payload: bytes) -> bytes:
+    """The bytes model-signing 0.2 signed by mistake: ``str(bytes)`` interpolated into ``DSSEV1 …``."""
+    from qsafe._labels import DSSE_PAYLOAD_TYPE
+
+    return f"DSSEV1 {len(DSSE_PAYLOAD_TYPE)} {DSSE_PAYLOAD_TYPE} {len(payload)} {payload!r}".encode()
+
+
+def _ecdsa_sha256(key: PublicKey, signature: bytes, data: bytes) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    public = serialization.load_der_public_key(key.to_der())
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    try:
+        public.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _dsse_signature_verifies(bundle: Bundle, key: PublicKey) -> bool:
+    """Does ``bundle``'s DSSE signature verify with ``key``, in one of the encodings this algorithm has used?
+
+    ML-DSA: the empty context (Sigstore's convention; qsafe signs this way), then qsafe 0.1's
+    ``qsafe/v1 model-bundle dsse``. Composites: qsafe's context. ECDSA: DSSE PAE, then model-signing 0.2's
+    mis-encoded PAE with the curve's hash or SHA-256 (0.2 hard-coded SHA-256 for certificate signatures).
+    """
+    signed = bundle.signed_bytes()
+    for context in dsse_verification_contexts(key.algorithm):
+        try:
+            key.verify(bundle.signature, signed, context)
+            return True
+        except SignatureError:
+            continue
+    if key.post_quantum:
+        return False
+    compat = _compat_pae(bundle.payload)
+    try:
+        key.verify(bundle.signature, compat, b"")
+        return True
+    except SignatureError:
+        return _ecdsa_sha256(key, bundle.signature, compat)
+
+
+def _key_signer(bundle: Bundle, keys: list[PublicKey], source: str) -> Signer:
+    if not keys:
+        raise UsageError(f"{source} is signed with a key; pass the signer's public key with --key")
+    named = _raw_key(bundle)
     candidates = [k for k in keys if bundle.key_hint is None or k.model_signing_hint == bundle.key_hint]
+    if named is not None:
+        candidates = [k for k in candidates if k == named]
     if not candidates:
+        which = f"key hint {bundle.key_hint}" if bundle.key_hint else f"key {named.key_id if named else '?'}"
         raise SignatureError(
-            f"the bundle was signed with key hint {bundle.key_hint}, which matches none of the "
-            f"{len(keys)} given key(s)",
+            f"the bundle was signed with {which}, which matches none of the {len(keys)} given key(s)",
             hint="pass the signer's public key with --key; the signature may be from another signer",
         )
-    signed = bundle.signed_bytes()
     for key in candidates:
         # keyDetails and keyid are unsigned hints; a bundle whose hints contradict the key is not this key's.
         if bundle.key_details is not None and bundle.key_details != key.key_details:
             continue
         if bundle.keyid is not None and bundle.keyid != key.key_id:
             continue
-        try:
-            key.verify(bundle.signature, signed, MLDSA_CONTEXT_MODEL_BUNDLE)
-            return key
-        except SignatureError:
-            continue
+        if _dsse_signature_verifies(bundle, key):
+            return Signer(KIND_KEY, key.algorithm, key.post_quantum, key.key_id, source)
     raise SignatureError(
         f"the DSSE signature does not verify with the given key ({candidates[0].key_id}, "
-        f"{bundle.key_details or 'unknown algorithm'}): the bundle was modified or signed by another key"
+        f"{bundle.key_details or candidates[0].algorithm}): the bundle was modified or signed by another key"
     )
 
 
-def verify_bundle_signer(signature: SignatureArg, keys: KeysArg, policy: VerificationPolicy) -> Verification:
-    """Like :func:`verify_bundle`, also saying which key signed (for reports)."""
-    bundle = _bundle(signature)
-    key = _verify_signature(bundle, _keys(keys))
-    policy.check(key)
-    manifest = manifest_from_statement(bundle.statement())
-    return Verification(manifest, key.key_id, key.algorithm, key.post_quantum)
+def _trusted_certificates(roots: CertificatesArg) -> list[Any]:
+    from cryptography import x509
+
+    from qsafe.certificates import load_certificates
+
+    out: list[Any] = []
+    for item in roots or ():
+        out.extend([item] if isinstance(item, x509.Certificate) else load_certificates([item]))
+    return out
 
 
-def verify_bundle(signature: SignatureArg, keys: KeysArg, policy: VerificationPolicy) -> Manifest:
+def _certificate_signer(bundle: Bundle, roots: CertificatesArg, at: dt.datetime | None, source: str) -> Signer:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from qsafe.certificates import certificate_info, parse_der_certificates, verify_chain
+
+    trusted = _trusted_certificates(roots)
+    if not trusted:
+        raise UsageError(f"{source} is signed with an X.509 certificate chain; pass the trusted root with "
+                         "--certificate-chain")
+    path = verify_chain(parse_der_certificates(bundle.certificates), trusted, at=at)
+    leaf = path[0]
+    try:
+        key = public_key_from_der(leaf.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
+    except KeyFileError as exc:
+        raise SignatureError(f"the signing certificate's key cannot sign model bundles: {exc}") from None
+    if not _dsse_signature_verifies(bundle, key):
+        raise SignatureError(f"the DSSE signature does not verify with the key of the signing certificate "
+                             f"{leaf.subject.rfc4514_string()}: the bundle was modified")
+    return Signer(KIND_CERTIFICATE, key.algorithm, key.post_quantum, key.key_id, source,
+                  certificate=certificate_info(leaf, path[1:]))
+
+
+def _keyless_signer(bundle: Bundle, identities: Sequence[Identity], trust_root: Any, source: str) -> Signer:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from qsafe.certificates import certificate_info
+    from qsafe.keyless import verify_keyless
+
+    result = verify_keyless(bundle.raw, identities, trust_root, document=bundle.document)
+    if result.payload != bundle.payload or result.payload_type != bundle.payload_type:
+        raise FormatError("the Sigstore library read a different payload than qsafe's parser")  # never expected
+    key = public_key_from_der(result.certificate.public_key().public_bytes(Encoding.DER,
+                                                                           PublicFormat.SubjectPublicKeyInfo))
+    return Signer("sigstore", key.algorithm, key.post_quantum, key.key_id, source,
+                  certificate=certificate_info(result.certificate), identities=result.identities,
+                  log_entries=result.log_entries)
+
+
+def _identities(policy: Policy) -> tuple[Identity, ...]:
+    method = getattr(policy, "keyless_identities", None)
+    return tuple(method()) if callable(method) else ()
+
+
+def _verify_signer(bundle: Bundle, source: str, keys: list[PublicKey], policy: Policy, *,
+                   certificate_roots: CertificatesArg, trust_root: Any, at: dt.datetime | None) -> Signer:
+    if bundle.kind == KIND_KEY:
+        return _key_signer(bundle, keys, source)
+    if bundle.kind == KIND_CERTIFICATE:
+        return _certificate_signer(bundle, certificate_roots, at, source)
+    return _keyless_signer(bundle, _identities(policy), trust_root, source)
+
+
+def verify_signatures(
+    signatures: SignatureArg | Sequence[SignatureArg],
+    keys: KeysArg | None = None,
+    *,
+    policy: Policy,
+    certificate_roots: CertificatesArg = None,
+    trust_root: Any = None,
+    at: dt.datetime | None = None,
+) -> list[tuple[Signer, Manifest]]:
+    """Verify every given bundle's signature and apply the policy; no hashing.
+
+    Returns:
+        (signer, signed manifest) for each bundle, in the given order.
+
+    Raises:
+        FormatError (3), SignatureError (10), PolicyError (11), UsageError (2: a bundle whose trust input is
+        missing, e.g. a certificate bundle without --certificate-chain).
+    """
+    items = [signatures] if isinstance(signatures, (str, os.PathLike, bytes, Bundle)) else list(signatures)
+    if not items:
+        raise UsageError("no signature bundle given")
+    given = _keys(keys)
+    parsed = [_bundle(s) for s in items]
+    if keys is not None and not given:
+        raise SignatureError("no public key was given to verify with", hint="pass at least one --key PUB")
+    signers = [_verify_signer(b, src, given, policy, certificate_roots=certificate_roots, trust_root=trust_root,
+                              at=at) for b, src in parsed]
+    policy.check_signers(signers)
+    return [(s, manifest_from_statement(b.statement())) for s, (b, _) in zip(signers, parsed)]
+
+
+def _primary(signers: Sequence[Signer]) -> Signer:
+    return next((s for s in signers if s.post_quantum), signers[0])
+
+
+def verify_bundle_signer(
+    signature: SignatureArg, keys: KeysArg | None, policy: Policy, *, certificate_roots: CertificatesArg = None,
+    trust_root: Any = None, at: dt.datetime | None = None,
+) -> Verification:
+    """Like :func:`verify_bundle`, also saying who signed (for reports)."""
+    verified = verify_signatures(signature, keys, policy=policy, certificate_roots=certificate_roots,
+                                 trust_root=trust_root, at=at)
+    signer, manifest = verified[0]
+    return Verification(manifest, signer.key_id, signer.algorithm, signer.post_quantum, (signer,))
+
+
+def verify_bundle(signature: SignatureArg, keys: KeysArg | None, policy: Policy, **trust: Any) -> Manifest:
     """Check a bundle's signature and the policy, and return the signed manifest, without hashing the model.
 
     For loaders that hash the bytes they load themselves (e.g. with :func:`qsafe.manifest.tensor_digest`).
 
     Args:
         signature: the bundle path, its bytes, or a parsed :class:`~qsafe.bundle.Bundle`.
-        keys: trusted public key(s): :class:`~qsafe.keys.PublicKey` objects or ``.pub`` paths.
+        keys: trusted public key(s): :class:`~qsafe.keys.PublicKey` objects or ``.pub`` paths (key bundles).
         policy: the verification policy (required).
+        trust: ``certificate_roots=``, ``trust_root=``, ``at=`` as for :func:`verify`.
 
     Returns:
         The signed manifest.
@@ -122,70 +300,88 @@ def verify_bundle(signature: SignatureArg, keys: KeysArg, policy: VerificationPo
         SignatureError: no given key verifies the signature (exit 10).
         PolicyError: the signature verifies but the policy refuses it (exit 11).
     """
-    return verify_bundle_signer(signature, keys, policy).manifest
+    return verify_bundle_signer(signature, keys, policy, **trust).manifest
 
 
 def verify(
     model: str | os.PathLike[str],
-    signature: SignatureArg,
-    keys: KeysArg,
+    signature: SignatureArg | Sequence[SignatureArg],
+    keys: KeysArg | None = None,
     *,
-    policy: VerificationPolicy,
+    policy: Policy,
+    certificate_roots: CertificatesArg = None,
+    trust_root: Any = None,
+    at: dt.datetime | None = None,
     allow_symlinks: bool = False,
+    ignore_paths: Sequence[str] = (),
     progress: Progress | None = None,
     evaluations: Sequence[Any] = (),
     evaluator_keys: KeysArg | None = None,
-    evidence_policy: Policy | str | os.PathLike[str] | None = None,
-    at: dt.datetime | None = None,
+    evidence_policy: AttestationPolicy | str | os.PathLike[str] | None = None,
 ) -> Verification:
-    """Verify a model directory or file against its signature bundle.
+    """Verify a model directory or file against its signature bundle(s).
 
     Args:
         model: the model directory or file.
-        signature: the bundle path, bytes or parsed bundle.
-        keys: trusted public key(s).
-        policy: the verification policy (required; the default instance requires post-quantum).
+        signature: the bundle path, bytes or parsed bundle; or several (a hybrid release): each must verify.
+        keys: trusted public key(s), for key-signed bundles.
+        policy: the verification policy (required): :class:`~qsafe.policy.VerificationPolicy` (PQ required by
+            default) or a composition with :class:`~qsafe.policy.Identity` etc.
+        certificate_roots: trusted certificates (``x509.Certificate`` or PEM paths), for certificate bundles.
+        trust_root: a :class:`qsafe.keyless.TrustRoot` for keyless bundles (default: pinned production root).
+        at: the verification time: certificate chains must be valid then, and the evidence policy's rules are
+            evaluated then (default: now).
         allow_symlinks: follow in-root symlinks, if the signer also allowed them.
+        ignore_paths: more relative paths to leave out (as ``model_signing verify --ignore-paths``).
         progress: optional ``(advance_bytes, total_bytes)`` callback while hashing.
         evaluations: signed model evidence (paths, bytes or :class:`~qsafe.model_evidence.ModelEvidence`) about
             this model, checked after the model itself (signature, subject = this model's root digest).
         evaluator_keys: trusted public key(s) of the evaluators (required with ``evaluations``).
         evidence_policy: an attestation policy whose ``model.*`` rules the evidence must satisfy (a policy with
             environment rules is refused here: that is the load gate's job).
-        at: time for the policy's rules (default now).
 
     Returns:
-        What was verified (the manifest, the signer's key id and algorithm, the verified model evidence).
+        What was verified (the manifest, the signers, the verified model evidence).
 
     Raises:
-        FormatError: malformed bundle or evidence (3). SignatureError: bad signature or wrong key (10).
-        PolicyError: refused by policy (11). ModelMismatchError: the model changed (12).
+        FormatError: malformed bundle or evidence (3). SignatureError: bad signature, wrong key, untrusted
+        chain (10). PolicyError: refused by policy (11). ModelMismatchError: the model changed (12).
         AttestationError: the model evidence is missing, refused or too weak for ``evidence_policy`` (15).
-        InvalidInputError: refused symlink or special file in the model (2).
+        InvalidInputError: refused symlink or special file in the model (2). UsageError: missing trust input (2).
     """
     pol = _model_policy(evidence_policy)  # a wrong policy is refused before hashing
     if evaluations and evaluator_keys is None:
-        from qsafe.errors import UsageError
-
         raise UsageError("model evidence needs the evaluator's public key", hint="pass --evaluator-key PUB")
-    result = verify_bundle_signer(signature, keys, policy)
-    expected = result.manifest
+    for p in ignore_paths:
+        try:
+            check_resource_path(p.rstrip("/"), what="ignore path")
+        except FormatError as exc:
+            raise UsageError(str(exc)) from None
+    items = [signature] if isinstance(signature, (str, os.PathLike, bytes, Bundle)) else list(signature)
+    verified = verify_signatures(items, keys, policy=policy, certificate_roots=certificate_roots,
+                                 trust_root=trust_root, at=at)
     root = Path(model)
-    ignore = [p.rstrip("/") for p in expected.serialization.ignore_paths]
-    sig_rel = _signature_inside(signature, root)
-    if sig_rel is not None:
-        ignore.append(sig_rel)
-    config = expected.serialization.hashing_config(allow_symlinks=allow_symlinks)
-    config = dataclasses.replace(config, ignore_paths=tuple(dict.fromkeys(ignore)))
-    actual = hash_model(root, config, progress=progress)
-    _compare(expected, actual, root)
+    inside = [rel for s in items if (rel := _signature_inside(s, root)) is not None]
+    hashed: dict[Any, Manifest] = {}
+    for _, expected in verified:
+        expected = _for_single_file(expected, root)
+        ignore = [p.rstrip("/") for p in (*expected.serialization.ignore_paths, *ignore_paths)] + inside
+        config = expected.serialization.hashing_config(allow_symlinks=allow_symlinks)
+        config = dataclasses.replace(config, ignore_paths=tuple(dict.fromkeys(ignore)))
+        if config not in hashed:
+            hashed[config] = hash_model(root, config, progress=progress)
+        _compare(expected, hashed[config], root)
+    signers = tuple(s for s, _ in verified)
+    primary = _primary(signers)
+    result = Verification(verified[signers.index(primary)][1], primary.key_id, primary.algorithm,
+                          primary.post_quantum, signers)
     if evaluations or pol is not None:
         result = dataclasses.replace(result, model_evidence=_check_evidence(
             result.model_digest, evaluations, evaluator_keys, pol, at))
     return result
 
 
-def _model_policy(policy: Policy | str | os.PathLike[str] | None) -> Policy | None:
+def _model_policy(policy: AttestationPolicy | str | os.PathLike[str] | None) -> AttestationPolicy | None:
     if policy is None:
         return None
     from qsafe.attestation.policy import Policy, load_policy
@@ -197,7 +393,7 @@ def _model_policy(policy: Policy | str | os.PathLike[str] | None) -> Policy | No
 
 
 def _check_evidence(model_digest: str, evaluations: Sequence[Any], keys: KeysArg | None,
-                    pol: Policy | None, at: dt.datetime | None) -> tuple[ModelEvidence, ...]:
+                    pol: AttestationPolicy | None, at: dt.datetime | None) -> tuple[ModelEvidence, ...]:
     from qsafe.model_evidence import check_model_evidence, gather_model_evidence
 
     verified, refused = gather_model_evidence(list(evaluations), keys, model_digest)
@@ -209,6 +405,15 @@ def _check_evidence(model_digest: str, evaluations: Sequence[Any], keys: KeysArg
         raise AttestationError("model evidence refused:\n" + "\n".join(f"  {r}" for r in refused),
                                failed_claims=[r.split(":", 1)[0] for r in refused])
     return tuple(verified)
+
+
+def _for_single_file(manifest: Manifest, root: Path) -> Manifest:
+    """model-signing 0.2 named a single-file model's one subject after the file; it is ``.`` today."""
+    if manifest.legacy and not root.is_dir() and len(manifest.resources) == 1 \
+            and manifest.resources[0].name == root.name:
+        r = manifest.resources[0]
+        return dataclasses.replace(manifest, resources=(Resource(".", r.algorithm, r.digest),))
+    return manifest
 
 
 def _signature_inside(signature: SignatureArg, root: Path) -> str | None:
@@ -264,3 +469,4 @@ def _mismatch_message(
     lines += [f"missing: {f}" for f in missing]
     lines += [f"extra: {f}" for f in extra]
     return "\n".join(lines)
+
