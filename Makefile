@@ -4,7 +4,7 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 TORCH   := torch==2.13.0
 STAMP   := $(VENV)/.qsafe-installed
-NODEDIR := tests/interop/node
+NODEDIRS := tests/interop/node tests/interop/sigstore
 
 .PHONY: demo test test-slow test-all lint peers bench fuzz fuzz-seeds clean
 
@@ -14,11 +14,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check $(TORCH) -e '.[dev]'
 	@touch $@
 
-# Interop peers the tests talk to: Debian's age and the npm age-encryption package.
+# Interop peers the tests talk to: Debian's age, the npm age-encryption package, and Sigstore's mock services
+# (@sigstore/mock, served on loopback by tests/interop/sigstore/server.mjs).
 peers:
 	@command -v age >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq age; }
-	@if [ -f $(NODEDIR)/package.json ] && [ ! -d $(NODEDIR)/node_modules ]; then \
-	  cd $(NODEDIR) && npm ci --no-audit --no-fund --loglevel=error; fi
+	@for d in $(NODEDIRS); do \
+	  if [ -f $$d/package.json ] && [ ! -d $$d/node_modules ]; then \
+	    (cd $$d && npm ci --no-audit --no-fund --loglevel=error) || exit 1; fi; done
 
 demo: $(STAMP)
 	$(PY) examples/demo/run.py
@@ -51,4 +53,4 @@ fuzz-seeds: $(STAMP)
 	$(PY) -m fuzz.make_seeds
 
 clean:
-	rm -rf $(VENV) $(NODEDIR)/node_modules .pytest_cache .hypothesis
+	rm -rf $(VENV) $(addsuffix /node_modules,$(NODEDIRS)) .pytest_cache .hypothesis

@@ -187,14 +187,26 @@ class _AfterVerification:
 
 
 def bundle_log_entries(document: dict[str, Any]) -> tuple[LogEntryInfo, ...]:
+    """The transparency-log entries a bundle document lists (index, integrated time, log id, kind/version).
+
+    Read for reports; only :func:`verify_keyless` establishes that they are genuine.
+
+    Raises:
+        FormatError: an entry of the wrong shape.
+    """
+    material = document.get("verificationMaterial", {})
+    entries = material.get("tlogEntries", []) if isinstance(material, dict) else []
     out = []
-    for entry in document.get("verificationMaterial", {}).get("tlogEntries", []):
-        kv = entry.get("kindVersion", {})
-        integrated = int(entry.get("integratedTime", 0) or 0)
-        log_id = entry.get("logId", {}).get("keyId", "")
-        out.append(LogEntryInfo(int(entry.get("logIndex", 0)), integrated or None,
-                                base64.b64decode(log_id).hex() if isinstance(log_id, str) else "",
-                                f"{kv.get('kind')}/{kv.get('version')}"))
+    for entry in entries if isinstance(entries, list) else []:
+        try:
+            kv = entry.get("kindVersion", {})
+            integrated = int(entry.get("integratedTime", 0) or 0)
+            log_id = entry.get("logId", {}).get("keyId", "")
+            out.append(LogEntryInfo(int(entry.get("logIndex", 0)), integrated or None,
+                                    base64.b64decode(log_id, validate=True).hex(),
+                                    f"{kv.get('kind')}/{kv.get('version')}"))
+        except (AttributeError, TypeError, ValueError):
+            raise FormatError("a transparency-log entry of the bundle is malformed") from None
     return tuple(out)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -358,19 +359,31 @@ def verify(
         except FormatError as exc:
             raise UsageError(str(exc)) from None
     items = [signature] if isinstance(signature, (str, os.PathLike, bytes, Bundle)) else list(signature)
-    verified = verify_signatures(items, keys, policy=policy, certificate_roots=certificate_roots,
-                                 trust_root=trust_root, at=at)
     root = Path(model)
     inside = [rel for s in items if (rel := _signature_inside(s, root)) is not None]
-    hashed: dict[Any, Manifest] = {}
-    for _, expected in verified:
-        expected = _for_single_file(expected, root)
-        ignore = [p.rstrip("/") for p in (*expected.serialization.ignore_paths, *ignore_paths)] + inside
-        config = expected.serialization.hashing_config(allow_symlinks=allow_symlinks)
-        config = dataclasses.replace(config, ignore_paths=tuple(dict.fromkeys(ignore)))
-        if config not in hashed:
-            hashed[config] = hash_model(root, config, progress=progress)
-        _compare(expected, hashed[config], root)
+    bundles = [_bundle(s) for s in items]
+
+    def config_of(manifest: Manifest) -> Any:
+        ignore = [p.rstrip("/") for p in (*manifest.serialization.ignore_paths, *ignore_paths)] + inside
+        config = manifest.serialization.hashing_config(allow_symlinks=allow_symlinks)
+        return dataclasses.replace(config, ignore_paths=tuple(dict.fromkeys(ignore)))
+
+    ahead = _hash_ahead(bundles, root, config_of, progress)
+    try:
+        verified = verify_signatures([b for b, _ in bundles], keys, policy=policy,
+                                     certificate_roots=certificate_roots, trust_root=trust_root, at=at)
+        verified = [(dataclasses.replace(s, source=src), m) for (s, m), (_, src) in zip(verified, bundles)]
+        hashed: dict[Any, Manifest] = {}
+        for _, expected in verified:
+            expected = _for_single_file(expected, root)
+            config = config_of(expected)
+            if config not in hashed:
+                hashed[config] = ahead.result() if ahead is not None and ahead.config == config \
+                    else hash_model(root, config, progress=progress)
+            _compare(expected, hashed[config], root)
+    finally:
+        if ahead is not None:
+            ahead.cancel()  # a no-op when its result was used; else it stops the speculative hashing
     signers = tuple(s for s, _ in verified)
     primary = _primary(signers)
     result = Verification(verified[signers.index(primary)][1], primary.key_id, primary.algorithm,
@@ -405,6 +418,67 @@ def _check_evidence(model_digest: str, evaluations: Sequence[Any], keys: KeysArg
         raise AttestationError("model evidence refused:\n" + "\n".join(f"  {r}" for r in refused),
                                failed_claims=[r.split(":", 1)[0] for r in refused])
     return tuple(verified)
+
+
+# Speculative hashing: while the sigstore library is imported and a keyless bundle is checked (hundreds of
+# milliseconds, mostly Python imports holding the GIL), the model is hashed on other threads (hashlib releases
+# the GIL) with the configuration the *unverified* statement names. The digests are used only after the
+# signature verified and only if the verified statement asks for exactly that configuration; a bundle that
+# fails verification just wastes the hash. To keep the work an unverified bundle can cause bounded by the
+# model's size, only ``files`` and shards of at least 1 MiB are hashed ahead.
+_MIN_SPECULATIVE_SHARD = 1 << 20
+
+
+class _Cancelled(Exception):
+    """Raised from the progress callback to stop hashing ahead (hash_model stops at a worker's first error)."""
+
+
+class _HashAhead:
+    def __init__(self, root: Path, config: Any, progress: Progress | None) -> None:
+        self.config = config
+        self._out: list[Manifest] = []
+        self._error: list[BaseException] = []
+        self._stop = threading.Event()
+
+        def report(advance: int, total: int) -> None:
+            if self._stop.is_set():
+                raise _Cancelled()
+            if progress is not None:
+                progress(advance, total)
+
+        def run() -> None:
+            try:
+                self._out.append(hash_model(root, config, progress=report))
+            except BaseException as exc:  # noqa: BLE001 - re-raised by result() in the calling thread
+                self._error.append(exc)
+
+        self._thread = threading.Thread(target=run, name="qsafe-hash-ahead", daemon=True)
+        self._thread.start()
+
+    def cancel(self) -> None:
+        """Stop hashing at the next chunk and wait for the threads (a failed verification returns quickly)."""
+        self._stop.set()
+        self._thread.join()
+
+    def result(self) -> Manifest:
+        self._thread.join()
+        if self._error:
+            raise self._error[0]
+        return self._out[0]
+
+
+def _hash_ahead(bundles: Sequence[tuple[Bundle, str]], root: Path, config_of: Any,
+                progress: Progress | None) -> _HashAhead | None:
+    if not any(b.kind == "sigstore" for b, _ in bundles):
+        return None  # key and certificate checks take a millisecond: nothing to overlap
+    try:
+        manifest = _for_single_file(manifest_from_statement(bundles[0][0].statement()), root)
+    except (FormatError, ValueError):
+        return None  # a malformed statement is reported after the signature check, in order
+    ser = manifest.serialization
+    if ser.method == "shards" and (ser.shard_size or 0) < _MIN_SPECULATIVE_SHARD:
+        return None
+    return _HashAhead(root, config_of(manifest), progress)
 
 
 def _for_single_file(manifest: Manifest, root: Path) -> Manifest:

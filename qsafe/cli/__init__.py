@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "attest": "qsafe.cli.attestation:attest",
     "load": "qsafe.cli.loading:load",
     "evidence": "qsafe.cli.evidence:evidence",
+    "pki": "qsafe.cli.pki:pki",
 }
 
 # One-line help shown by `qsafe --help` without importing any command module.
@@ -43,6 +44,7 @@ SHORT_HELP: dict[str, str] = {
     "attest": "Collect and appraise attestation evidence against a policy.",
     "load": "Verify, attest, then load a model's tensors (the gate).",
     "evidence": "Sign and check signed model evidence (evaluations, model cards).",
+    "pki": "A small post-quantum CA: root, intermediate and code-signing certificates.",
 }
 
 
