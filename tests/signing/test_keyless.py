@@ -260,3 +260,19 @@ def test_verify_imports_sigstore_only_for_keyless(tmp_path: Path) -> None:
                           "--allow-classical", "--ignore-path", "ignore-me"], capture_output=True, text=True,
                          env=env, timeout=120, check=False)
     assert out.returncode == 0 and "'sigstore'" in out.stdout and "torch" not in out.stdout, out.stderr
+
+
+def test_speculative_hashing_stops_when_verification_fails(tmp_path: Path) -> None:
+    """The model is hashed while the keyless bundle is checked; a refused bundle leaves no hashing thread."""
+    import threading
+
+    model = _model(tmp_path, "v1.1.0-sigstore")
+    with pytest.raises(PolicyError):
+        qsafe.verify(model, model / "model.sig", ignore_paths=["ignore-me"],
+                     policy=AllOf(VerificationPolicy(allow_classical=True), Identity("mallory@example.com", ISSUER)))
+    assert not [t for t in threading.enumerate() if t.name == "qsafe-hash-ahead"]
+    doc = _doc("v1.1.0-sigstore")
+    doc["dsseEnvelope"]["signatures"][0]["sig"] = _flip_b64(doc["dsseEnvelope"]["signatures"][0]["sig"], 9)
+    with pytest.raises(SignatureError):
+        qsafe.verify(model, json.dumps(doc).encode(), policy=KEYLESS, ignore_paths=["ignore-me", "model.sig"])
+    assert not [t for t in threading.enumerate() if t.name == "qsafe-hash-ahead"]
