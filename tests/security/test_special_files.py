@@ -124,8 +124,43 @@ def _nest(root: Path, levels: int) -> None:
         os.close(fd)
 
 
-def test_folder_1100_levels_deep(cli, ws: Path) -> None:
-    _nest(ws / "model", 1100)
+def _unnest(root: Path, levels: int) -> None:
+    """Remove what :func:`_nest` made, without recursion (shutil.rmtree and pytest's cleanup recurse)."""
+    fds = [os.open(root, os.O_RDONLY)]
+    try:
+        for _ in range(levels):
+            fds.append(os.open("d", os.O_RDONLY, dir_fd=fds[-1]))
+        os.unlink("x.safetensors", dir_fd=fds[-1])
+        while len(fds) > 1:
+            os.close(fds.pop())
+            os.rmdir("d", dir_fd=fds[-1])
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+@pytest.fixture()
+def deep_ws(ws: Path):  # type: ignore[no-untyped-def]
+    """A copy of the workspace outside pytest's tmp folders (pytest's own clean-up of old tmp folders recurses and
+    would fail on 1,100 levels), with a .safetensors file 1,100 folders deep in the model; removed afterwards."""
+    import shutil
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="qsafe-deep-"))
+    try:
+        shutil.copytree(ws / "model", root / "model")
+        for name in ("signer.key", "signer.pub"):
+            shutil.copy(ws / name, root / name)
+        _nest(root / "model", 1100)
+        yield root
+    finally:
+        if (root / "model" / "d").exists():
+            _unnest(root / "model", 1100)
+        shutil.rmtree(root)
+
+
+def test_folder_1100_levels_deep(cli, deep_ws: Path) -> None:
+    ws = deep_ws
     top = {p.name: p.read_bytes() for p in (ws / "model").iterdir() if p.is_file()}
     runs = _all_three(ws, sign_to=ws / "new.sig", cli=cli)
     for name, (code, stderr) in runs.items():
