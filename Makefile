@@ -6,7 +6,22 @@ TORCH   := torch==2.13.0
 STAMP   := $(VENV)/.qsafe-installed
 NODEDIRS := tests/interop/node tests/interop/sigstore
 
-.PHONY: demo test test-slow test-all lint peers bench fuzz fuzz-seeds clean
+.PHONY: demo test test-slow test-all lint peers bench fuzz fuzz-seeds clean liboqs
+
+# liboqs (C) for the qsafe-liboqs plugin: no package registry ships it, so it is built from the unmodified
+# 0.16.0 source beside the project (../shared/vendor, or LIBOQS_TARBALL=...) into build/oqs-prefix, with only
+# the algorithms the plugin registers. liboqs-python finds it through OQS_INSTALL_PATH.
+LIBOQS_VERSION := 0.16.0
+LIBOQS_TARBALL ?= $(firstword $(wildcard ../shared/vendor/liboqs-$(LIBOQS_VERSION).tar.xz \
+                    ../../shared/vendor/liboqs-$(LIBOQS_VERSION).tar.xz shared/vendor/liboqs-$(LIBOQS_VERSION).tar.xz))
+LIBOQS_SHA256  := 2acc56cacf93d053b5a4d6da916e7a785b095a44222c13cbdf00d7d644f989c6
+OQS_PREFIX     := $(CURDIR)/build/oqs-prefix
+OQS_LIB        := $(OQS_PREFIX)/lib/liboqs.so
+SLH_DSA_SETS   := sha2_128s sha2_128f sha2_192s sha2_192f sha2_256s sha2_256f \
+                  shake_128s shake_128f shake_192s shake_192f shake_256s shake_256f
+LIBOQS_ALGS    := $(subst $(eval) ,;,$(strip SIG_ml_dsa_44 SIG_ml_dsa_65 SIG_ml_dsa_87 SIG_falcon_512 SIG_falcon_1024 \
+                    $(foreach s,$(SLH_DSA_SETS),SIG_slh_dsa_pure_$(s))))
+export OQS_INSTALL_PATH := $(OQS_PREFIX)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -21,6 +36,19 @@ peers:
 	@for d in $(NODEDIRS); do \
 	  if [ -f $$d/package.json ] && [ ! -d $$d/node_modules ]; then \
 	    (cd $$d && npm ci --no-audit --no-fund --loglevel=error) || exit 1; fi; done
+
+$(OQS_LIB):
+	@test -n "$(LIBOQS_TARBALL)" || { echo "liboqs $(LIBOQS_VERSION) source not found: set LIBOQS_TARBALL=PATH/liboqs-$(LIBOQS_VERSION).tar.xz" >&2; exit 5; }
+	echo "$(LIBOQS_SHA256)  $(LIBOQS_TARBALL)" | sha256sum -c --quiet -
+	rm -rf build/liboqs-src build/liboqs && mkdir -p build/liboqs-src
+	tar xf $(LIBOQS_TARBALL) -C build/liboqs-src --strip-components=1
+	cmake -S build/liboqs-src -B build/liboqs -GNinja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \
+	  -DOQS_BUILD_ONLY_LIB=ON -DOQS_USE_OPENSSL=OFF -DOQS_DIST_BUILD=ON -DOQS_MINIMAL_BUILD="$(LIBOQS_ALGS)" \
+	  -DCMAKE_INSTALL_PREFIX="$(OQS_PREFIX)" -DCMAKE_INSTALL_LIBDIR=lib >build/liboqs-cmake.log
+	ninja -C build/liboqs install >build/liboqs-ninja.log
+	@test -f $@
+
+liboqs: $(OQS_LIB)
 
 demo: $(STAMP)
 	$(PY) examples/demo/run.py

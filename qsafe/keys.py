@@ -1,6 +1,10 @@
-"""Signing keys: generate, save, load, sign and verify, for every algorithm qsafe supports.
+"""Signing keys: generate, save, load, sign and verify, for every installed signature scheme.
 
-Algorithms: ``ml-dsa-44``, ``ml-dsa-65`` (default), ``ml-dsa-87`` (FIPS 204, pure mode, with a context string),
+Schemes come from the ``qsafe.signers`` registry (:mod:`qsafe.signers`): qsafe's built-ins and any plugin's
+(e.g. SLH-DSA and Falcon from ``plugins/qsafe-liboqs``). A key whose algorithm a known plugin provides but that
+is not installed fails with :class:`~qsafe.errors.MissingDependencyError` (exit 5) naming the plugin.
+
+Built-in algorithms: ``ml-dsa-44``, ``ml-dsa-65`` (default), ``ml-dsa-87`` (FIPS 204, pure mode, with a context string),
 ``ml-dsa-65-ed25519`` (and ``ml-dsa-44-ed25519``): composite ML-DSA + Ed25519 per
 draft-ietf-lamps-pq-composite-sigs-19 (both halves must verify), and ``ecdsa-p256`` (classical, for
 model-signing interop: ECDSA P-256 / SHA-256, DER signatures; P-384 and P-521 public keys are read too).
@@ -22,8 +26,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
-from qsafe._crypto import algorithms as _alg
-from qsafe._crypto import composite as _composite
+from qsafe import signers as _signers
 from qsafe._crypto import der as _der
 from qsafe._crypto import keyfile as _keyfile
 from qsafe.errors import InvalidInputError, KeyFileError, SignatureError
@@ -43,46 +46,33 @@ __all__ = [
     "private_key_from_pem",
     "public_key_from_der",
     "public_key_from_pem",
+    "signature_algorithms",
     "write_key_pair",
 ]
 
 DEFAULT_SIGNATURE_ALGORITHM = "ml-dsa-65"
-COMPOSITE_DRAFT_REVISION = _composite.DRAFT_REVISION
+COMPOSITE_DRAFT_REVISION = "draft-ietf-lamps-pq-composite-sigs-19"
 
-# Algorithms qsafe can generate and sign with (keygen --alg choices).
-SIGNATURE_ALGORITHMS: tuple[str, ...] = (*_alg.MLDSA, *_composite.COMPOSITES, "ecdsa-p256")
-# Classical-only algorithms: a forgery needs no quantum-safe break. Verify-only curves included.
-CLASSICAL_ALGORITHMS: frozenset[str] = frozenset(_alg.ECDSA)
-_POST_QUANTUM = frozenset((*_alg.MLDSA, *_composite.COMPOSITES))
+# qsafe's built-in algorithms that keygen offers (plugins add theirs: see signature_algorithms()).
+SIGNATURE_ALGORITHMS: tuple[str, ...] = ("ml-dsa-44", "ml-dsa-65", "ml-dsa-87", "ml-dsa-65-ed25519",
+                                         "ml-dsa-44-ed25519", "ecdsa-p256")
+# Built-in classical-only algorithms: a forgery needs no quantum-safe break. Verify-only curves included.
+CLASSICAL_ALGORITHMS: frozenset[str] = frozenset({"ecdsa-p256", "ecdsa-p384", "ecdsa-p521"})
 
 _PUBLIC_LABEL, _PRIVATE_LABEL, _SEC1_LABEL = "PUBLIC KEY", "PRIVATE KEY", "EC PRIVATE KEY"
 
-# Sigstore PublicKeyDetails names where Sigstore has one; the composites are qsafe's own, revision-pinned names.
-_KEY_DETAILS = {
-    "ml-dsa-44": "ML_DSA_44",
-    "ml-dsa-65": "ML_DSA_65",
-    "ml-dsa-87": "ML_DSA_87",
-    "ml-dsa-65-ed25519": "QSAFE_COMPSIG_MLDSA65_ED25519_SHA512_DRAFT19",
-    "ml-dsa-44-ed25519": "QSAFE_COMPSIG_MLDSA44_ED25519_SHA512_DRAFT19",
-    "ecdsa-p256": "PKIX_ECDSA_P256_SHA_256",
-    "ecdsa-p384": "PKIX_ECDSA_P384_SHA_384",
-    "ecdsa-p521": "PKIX_ECDSA_P521_SHA_512",
-}
 
-
-def _describe(algorithm: str) -> str:
-    if algorithm in _composite.COMPOSITES:
-        p = _composite.COMPOSITES[algorithm]
-        return f"{p.draft_name} ({p.oid}, {COMPOSITE_DRAFT_REVISION})"
-    if algorithm in _alg.MLDSA:
-        return f"{algorithm.upper()} (FIPS 204, pure, context string)"
-    return f"{algorithm.upper()} with {_alg.ECDSA[algorithm][1]().name.upper()} (classical; context ignored)"
+def signature_algorithms() -> list[str]:
+    """Every installed algorithm keygen can generate: the built-ins, then plugins' (``qsafe.signers``)."""
+    return _signers.signature_algorithms()
 
 
 def _adapt(key: Any, algorithm: str) -> Any:
-    """Accept a qsafe adapter or a raw cryptography key (older callers) and return an adapter."""
+    """Accept a scheme's key handle or a raw cryptography key (older callers) and return a handle."""
     if hasattr(key, "spki_der") or hasattr(key, "pkcs8_der"):
         return key
+    from qsafe._crypto import algorithms as _alg
+
     name, adapter = _alg.wrap_cryptography_key(key)
     if name != algorithm:
         raise KeyFileError(f"key is {name}, not {algorithm}")
@@ -114,9 +104,14 @@ class PublicKey:
         return f"PublicKey({self.algorithm!r}, {self.key_id})"
 
     @property
+    def scheme(self) -> _signers.SignatureScheme:
+        """The registered scheme this key belongs to."""
+        return _signers.scheme(self.algorithm)
+
+    @property
     def post_quantum(self) -> bool:
-        """True when a forgery needs breaking a post-quantum algorithm (ML-DSA alone or in a composite)."""
-        return self.algorithm in _POST_QUANTUM
+        """True when a forgery needs breaking a post-quantum algorithm (ML-DSA, SLH-DSA, ...; alone or composite)."""
+        return bool(self.scheme.post_quantum)
 
     @property
     def key_id(self) -> str:
@@ -126,12 +121,12 @@ class PublicKey:
     @property
     def description(self) -> str:
         """Human-readable algorithm, with the standard or pinned draft revision it follows."""
-        return _describe(self.algorithm)
+        return str(self.scheme.description)
 
     @property
     def key_details(self) -> str:
         """Sigstore-style ``publicKey.keyDetails`` name; composites carry the pinned draft revision."""
-        return _KEY_DETAILS[self.algorithm]
+        return str(self.scheme.key_details)
 
     @property
     def model_signing_hint(self) -> str:
@@ -159,7 +154,7 @@ class PublicKey:
         """
         try:
             self._key.verify(bytes(signature), bytes(data), bytes(context))
-        except InvalidSignature as exc:
+        except (InvalidSignature, SignatureError) as exc:
             raise SignatureError(f"signature does not verify with key {self.key_id} ({self.algorithm})") from exc
 
 
@@ -208,17 +203,40 @@ def generate(algorithm: str = DEFAULT_SIGNATURE_ALGORITHM) -> PrivateKey:
     """Generate a fresh signing key.
 
     Args:
-        algorithm: one of :data:`SIGNATURE_ALGORITHMS`.
+        algorithm: an installed algorithm (:func:`signature_algorithms`).
 
     Returns:
         The new private key.
 
     Raises:
-        KeyFileError: unknown algorithm.
+        KeyFileError: unknown algorithm, or one that is verify-only.
+        MissingDependencyError: a known plugin provides the algorithm but is not installed (exit 5).
     """
-    if algorithm not in SIGNATURE_ALGORITHMS:
-        raise KeyFileError(f"unknown signature algorithm {algorithm!r}; choose one of {', '.join(SIGNATURE_ALGORITHMS)}")
-    return PrivateKey(algorithm, _alg.generate(algorithm))
+    scheme = _signers.scheme(algorithm)
+    if not scheme.keygen:
+        raise KeyFileError(f"{algorithm} is verify-only here; choose one of {', '.join(signature_algorithms())}")
+    return PrivateKey(algorithm, scheme.generate())
+
+
+def _parse(der: bytes, *, private: bool) -> tuple[str, Any]:
+    """(algorithm, key handle) of a DER SPKI or PKCS#8: the schemes registered for its OID, tried in order."""
+    oid = _signers.oid_of(der, private=private)
+    candidates = _signers.schemes_for_oid(oid)
+    if not candidates:
+        missing = _signers.missing_plugin_error(oid_der=oid)
+        if missing is not None:
+            raise missing
+        raise KeyFileError(f"unsupported {'private' if private else 'public'} key algorithm (OID {_der.oid_str(oid)})",
+                           hint="no installed signature scheme knows this key; plugins add schemes (docs/plugins.md)")
+    error: KeyFileError | None = None
+    for scheme in candidates:
+        try:
+            handle = scheme.private_from_pkcs8(der) if private else scheme.public_from_spki(der)
+            return scheme.name, handle
+        except KeyFileError as exc:
+            error = error or exc
+    assert error is not None
+    raise error
 
 
 def _single_block(data: bytes, label: str, source: str) -> bytes:
@@ -264,9 +282,11 @@ def private_key_from_pem(pem: bytes, *, source: str = "private key") -> PrivateK
     blocks = _der.pem_blocks(pem)
     if len(blocks) == 1 and blocks[0][0] == _SEC1_LABEL:
         # OpenSSL's traditional EC key form, what model-signing's docs make with `openssl ec`.
+        from qsafe._crypto import algorithms as _alg
+
         name, adapter = _alg.private_from_sec1(blocks[0][1])
         return PrivateKey(name, adapter)
-    name, adapter = _alg.private_from_pkcs8(_single_block(pem, _PRIVATE_LABEL, source))
+    name, adapter = _parse(_single_block(pem, _PRIVATE_LABEL, source), private=True)
     return PrivateKey(name, adapter)
 
 
@@ -275,8 +295,9 @@ def public_key_from_der(spki: bytes) -> PublicKey:
 
     Raises:
         KeyFileError: malformed, or not a supported algorithm.
+        MissingDependencyError: the key's algorithm needs a plugin that is not installed (exit 5).
     """
-    name, adapter = _alg.public_from_spki(bytes(spki))
+    name, adapter = _parse(bytes(spki), private=False)
     return PublicKey(name, adapter)
 
 

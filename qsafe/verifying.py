@@ -146,9 +146,22 @@ def _dsse_signature_verifies(bundle: Bundle, key: PublicKey) -> bool:
         return _ecdsa_sha256(key, bundle.signature, compat)
 
 
+def _require_scheme(bundle: Bundle) -> None:
+    """A bundle signed with an algorithm whose plugin is not installed: exit 5 naming the plugin (not "bad key")."""
+    if bundle.key_details is None:
+        return
+    from qsafe import signers
+
+    if signers.scheme_for_key_details(bundle.key_details) is None:
+        missing = signers.missing_plugin_error(key_details=bundle.key_details)
+        if missing is not None:
+            raise missing
+
+
 def _key_signer(bundle: Bundle, keys: list[PublicKey], source: str) -> Signer:
     if not keys:
         raise UsageError(f"{source} is signed with a key; pass the signer's public key with --key")
+    _require_scheme(bundle)
     named = _raw_key(bundle)
     candidates = [k for k in keys if bundle.key_hint is None or k.model_signing_hint == bundle.key_hint]
     if named is not None:

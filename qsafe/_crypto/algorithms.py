@@ -1,4 +1,4 @@
-"""Signature algorithm adapters: one small class per family behind one shape.
+"""Built-in signature schemes on cryptography: ML-DSA-44/65/87 and ECDSA P-256/384/521 (see :mod:`qsafe.signers`).
 
 Private adapters have ``sign(data, context)``, ``public()``, ``pkcs8_der()``; public adapters have
 ``verify(signature, data, context)`` (raises ``InvalidSignature``) and ``spki_der()``. :mod:`qsafe.keys` wraps
@@ -13,7 +13,6 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, mldsa
 
-from qsafe._crypto import composite, der
 from qsafe.errors import KeyFileError
 
 MLDSA: dict[str, tuple[Any, Any]] = {
@@ -80,13 +79,61 @@ class _CryptographyPrivate:
         return bytes(self.key.sign(data, context))
 
 
-def generate(algorithm: str) -> PrivateAdapter:
-    """A fresh private key of ``algorithm`` (caller checked the name)."""
-    if algorithm in MLDSA:
-        return _CryptographyPrivate(MLDSA[algorithm][0].generate(), algorithm)
-    if algorithm in ECDSA:
-        return _CryptographyPrivate(ec.generate_private_key(ECDSA[algorithm][0]()), algorithm)
-    return composite.CompositePrivateKey.generate(composite.COMPOSITES[algorithm])
+class CryptographyScheme:
+    """An ML-DSA or ECDSA scheme implemented by cryptography (registered in qsafe's ``qsafe.signers`` entries)."""
+
+    def __init__(self, name: str, oid: str, key_details: str, description: str, *, post_quantum: bool,
+                 keygen: bool = True) -> None:
+        self.name, self.oid, self.key_details, self.description = name, oid, key_details, description
+        self.post_quantum, self.keygen = post_quantum, keygen
+
+    def generate(self) -> PrivateAdapter:
+        if self.name in MLDSA:
+            return _CryptographyPrivate(MLDSA[self.name][0].generate(), self.name)
+        return _CryptographyPrivate(ec.generate_private_key(ECDSA[self.name][0]()), self.name)
+
+    def _own(self, name: str, what: str) -> None:
+        if name != self.name:
+            raise KeyFileError(f"{what} is {name}, not {self.name}")
+
+    def public_from_spki(self, spki: bytes) -> PublicAdapter:
+        try:
+            key = serialization.load_der_public_key(spki)
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise KeyFileError(f"unsupported or malformed public key: {exc}") from exc
+        self._own(_name_of(key), "public key")
+        return _CryptographyPublic(key, self.name)
+
+    def private_from_pkcs8(self, pkcs8: bytes) -> PrivateAdapter:
+        try:
+            key = serialization.load_der_private_key(pkcs8, password=None)
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            raise KeyFileError(f"unsupported or malformed private key: {exc}") from exc
+        self._own(_name_of(key), "private key")
+        return _CryptographyPrivate(key, self.name)
+
+
+_ID_EC_PUBLIC_KEY = "1.2.840.10045.2.1"
+
+
+def _mldsa(level: int, oid_arc: int) -> CryptographyScheme:
+    return CryptographyScheme(f"ml-dsa-{level}", f"2.16.840.1.101.3.4.3.{oid_arc}", f"ML_DSA_{level}",
+                              f"ML-DSA-{level} (FIPS 204, pure, context string)", post_quantum=True)
+
+
+def _ecdsa(curve: str, digest: str, details: str, *, keygen: bool) -> CryptographyScheme:
+    return CryptographyScheme(f"ecdsa-{curve}", _ID_EC_PUBLIC_KEY, details,
+                              f"ECDSA-{curve.upper()} with {digest} (classical; context ignored)",
+                              post_quantum=False, keygen=keygen)
+
+
+# The built-in schemes, each named by an entry point of group qsafe.signers in pyproject.toml.
+ML_DSA_44 = _mldsa(44, 17)
+ML_DSA_65 = _mldsa(65, 18)
+ML_DSA_87 = _mldsa(87, 19)
+ECDSA_P256 = _ecdsa("p256", "SHA256", "PKIX_ECDSA_P256_SHA_256", keygen=True)
+ECDSA_P384 = _ecdsa("p384", "SHA384", "PKIX_ECDSA_P384_SHA_384", keygen=False)   # verify-only (model-signing keys)
+ECDSA_P521 = _ecdsa("p521", "SHA512", "PKIX_ECDSA_P521_SHA_512", keygen=False)
 
 
 def _name_of(key: Any) -> str:
@@ -107,32 +154,6 @@ def wrap_cryptography_key(key: Any) -> tuple[str, Any]:
     if hasattr(key, "public_key"):
         return name, _CryptographyPrivate(key, name)
     return name, _CryptographyPublic(key, name)
-
-
-def public_from_spki(spki: bytes) -> tuple[str, PublicAdapter]:
-    """Parse a DER SubjectPublicKeyInfo into (algorithm name, adapter)."""
-    params = composite.OID_DER_TO_PARAMS.get(der.algorithm_oid_der(spki, private=False))
-    if params is not None:
-        return params.name, composite.CompositePublicKey.from_spki(spki, params)
-    try:
-        key = serialization.load_der_public_key(spki)
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        raise KeyFileError(f"unsupported or malformed public key: {exc}") from exc
-    name = _name_of(key)
-    return name, _CryptographyPublic(key, name)
-
-
-def private_from_pkcs8(pkcs8: bytes) -> tuple[str, PrivateAdapter]:
-    """Parse an unencrypted DER PKCS#8 into (algorithm name, adapter)."""
-    params = composite.OID_DER_TO_PARAMS.get(der.algorithm_oid_der(pkcs8, private=True))
-    if params is not None:
-        return params.name, composite.CompositePrivateKey.from_pkcs8(pkcs8, params)
-    try:
-        key = serialization.load_der_private_key(pkcs8, password=None)
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise KeyFileError(f"unsupported or malformed private key: {exc}") from exc
-    name = _name_of(key)
-    return name, _CryptographyPrivate(key, name)
 
 
 def private_from_sec1(sec1: bytes) -> tuple[str, PrivateAdapter]:

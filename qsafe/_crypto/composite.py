@@ -23,7 +23,10 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa
 from qsafe._crypto import der
 from qsafe.errors import KeyFileError
 
-__all__ = ["COMPOSITES", "DRAFT_REVISION", "PREFIX", "CompositeParams", "CompositePrivateKey", "CompositePublicKey"]
+__all__ = [
+    "COMPOSITES", "DRAFT_REVISION", "MLDSA44_ED25519", "MLDSA65_ED25519", "PREFIX", "CompositeParams",
+    "CompositePrivateKey", "CompositePublicKey", "CompositeScheme",
+]
 
 DRAFT_REVISION = "draft-ietf-lamps-pq-composite-sigs-19"
 PREFIX = b"CompositeAlgorithmSignatures2025"
@@ -130,3 +133,27 @@ class CompositePrivateKey:
         p = self.params
         m_prime = p.message_representative(data, context)
         return bytes(self._mldsa.sign(m_prime, p.label)) + bytes(self._ed.sign(m_prime))
+
+
+class CompositeScheme:
+    """A composite as a :class:`qsafe.signers.SignatureScheme` (registered in qsafe's ``qsafe.signers``)."""
+
+    post_quantum = True
+    keygen = True
+
+    def __init__(self, params: CompositeParams, key_details: str) -> None:
+        self.params, self.name, self.oid, self.key_details = params, params.name, params.oid, key_details
+        self.description = f"{params.draft_name} ({params.oid}, {DRAFT_REVISION})"
+
+    def generate(self) -> CompositePrivateKey:
+        return CompositePrivateKey.generate(self.params)
+
+    def public_from_spki(self, spki: bytes) -> CompositePublicKey:
+        return CompositePublicKey.from_spki(spki, self.params)
+
+    def private_from_pkcs8(self, pkcs8: bytes) -> CompositePrivateKey:
+        return CompositePrivateKey.from_pkcs8(pkcs8, self.params)
+
+
+MLDSA65_ED25519 = CompositeScheme(COMPOSITES["ml-dsa-65-ed25519"], "QSAFE_COMPSIG_MLDSA65_ED25519_SHA512_DRAFT19")
+MLDSA44_ED25519 = CompositeScheme(COMPOSITES["ml-dsa-44-ed25519"], "QSAFE_COMPSIG_MLDSA44_ED25519_SHA512_DRAFT19")

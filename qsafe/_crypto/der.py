@@ -44,6 +44,22 @@ def encode_oid(dotted: str) -> bytes:
     return tlv(_OID, bytes(body))
 
 
+def oid_str(oid_der: bytes) -> str:
+    """Dotted-decimal form of a DER OBJECT IDENTIFIER (for messages; ``?`` when malformed)."""
+    try:
+        body, _ = _read(oid_der, 0, _OID)
+        first, arcs, value = body[0], [], 0
+        for byte in body[1:]:
+            value = (value << 7) | (byte & 0x7F)
+            if not byte & 0x80:
+                arcs.append(value)
+                value = 0
+        head = [first // 40, first % 40] if first < 80 else [2, first - 80]
+        return ".".join(str(a) for a in head + arcs)
+    except (KeyFileError, IndexError):
+        return "?"
+
+
 def _read(data: bytes, pos: int, tag: int) -> tuple[bytes, int]:
     """Read one element with ``tag`` at ``pos``; return (value, next position)."""
     if pos + 2 > len(data) or data[pos] != tag:

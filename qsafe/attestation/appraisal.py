@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from qsafe import _labels
 from qsafe.attestation.evidence import Evidence, format_time, utcnow
 from qsafe.attestation.policy import UNSAFE_REPLAY, Policy, evaluate_rule
-from qsafe.attestation.verifiers import ItemResult, verify_item
+from qsafe.attestation.verifiers import ItemResult, verifier, verify_item
 from qsafe.errors import AttestationError, InvalidInputError
 
 if TYPE_CHECKING:
@@ -110,11 +110,7 @@ class AppraisalResult:
 
 
 def _freshness_value(res: ItemResult) -> bytes | None:
-    if res.kind == "nvidia-gpu":
-        return bytes.fromhex(str(res.claims.get("nonce", "")))
-    if res.kind in ("sev-snp", "tdx"):
-        return bytes.fromhex(str(res.claims.get("report_data", "")))
-    return None
+    return verifier(res.kind).freshness_value(res.claims)
 
 
 def _mode_of(value: bytes, nonce: bytes | None, binding: bytes | None, accept: list[str]) -> str | None:

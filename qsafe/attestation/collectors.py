@@ -15,7 +15,6 @@ from qsafe.attestation.evidence import Evidence, load_evidence
 from qsafe.errors import FormatError, UnavailableError
 
 __all__ = [
-    "BUILTIN_COLLECTORS",
     "Collector",
     "NvidiaGpuCollector",
     "ReplayCollector",
@@ -135,10 +134,3 @@ class ReplayCollector:
     def collect(self, binding: bytes) -> list[dict[str, Any]]:
         return list(self.load().items)
 
-
-BUILTIN_COLLECTORS: dict[str, str] = {
-    "software": "qsafe.attestation.collectors:SoftwareCollector",
-    "nvidia-gpu": "qsafe.attestation.collectors:NvidiaGpuCollector",
-    "tsm": "qsafe.attestation.collectors:TsmCollector",
-    "replay": "qsafe.attestation.collectors:ReplayCollector",
-}

@@ -26,10 +26,9 @@ from typing import Any
 from qsafe import _json, _limits
 from qsafe.errors import FormatError
 
-__all__ = ["EVIDENCE_FORMAT", "KINDS", "Evidence", "format_time", "load_evidence", "parse_time", "utcnow"]
+__all__ = ["EVIDENCE_FORMAT", "Evidence", "format_time", "load_evidence", "parse_time", "utcnow"]
 
 EVIDENCE_FORMAT = "qsafe-evidence/v1"
-KINDS = ("nvidia-gpu", "nvidia-cc", "sev-snp", "tdx", "software")
 _MAX_EVIDENCE_BYTES = _limits.EVIDENCE_MAX_BYTES
 
 
@@ -105,9 +104,13 @@ class Evidence:
         """
         if not isinstance(doc, dict) or doc.get("format") != EVIDENCE_FORMAT:
             raise FormatError(f"not a qsafe evidence document (expected format {EVIDENCE_FORMAT!r})")
+        from qsafe.attestation.verifiers import kinds  # the installed verifiers' kinds (qsafe.verifiers registry)
+
         items = doc.get("items")
-        if not isinstance(items, list) or not all(isinstance(i, dict) and i.get("kind") in KINDS for i in items):
-            raise FormatError(f"evidence items must be objects whose kind is one of {', '.join(KINDS)}")
+        known = kinds()
+        if not isinstance(items, list) or not all(isinstance(i, dict) and i.get("kind") in known for i in items):
+            raise FormatError(f"evidence items must be objects whose kind is one of {', '.join(known)}",
+                              hint="a plugin adds evidence kinds through the entry-point group qsafe.verifiers")
         if not isinstance(doc.get("collected_at"), str):
             raise FormatError("evidence has no collected_at time")
         nonce = doc.get("nonce")

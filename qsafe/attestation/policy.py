@@ -83,6 +83,7 @@ def policy_from_json(doc: Any) -> Policy:
     if errors:
         where = "/".join(str(p) for p in errors[0].absolute_path) or "(top)"
         raise FormatError(f"invalid attestation policy at {where}: {errors[0].message}")
+    _check_registered(doc)
     for key, rule in doc["claims"].items():
         if "max_age_seconds" in rule and not key.endswith("_at"):
             raise FormatError(f"invalid attestation policy: max_age_seconds applies to a time claim (*_at), not {key}")
@@ -92,6 +93,23 @@ def policy_from_json(doc: Any) -> Policy:
                               f"(model.*), not {key}")
     canonical = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
     return Policy(name=doc["name"], doc=doc, digest="sha256:" + hashlib.sha256(canonical).hexdigest())
+
+
+def _check_registered(doc: dict[str, Any]) -> None:
+    """Required kinds and claim prefixes must be those of installed verifiers (registry qsafe.verifiers)."""
+    from qsafe.attestation.verifiers import verifiers
+
+    installed = verifiers()
+    prefixes = {v.prefix for v in installed.values()} | {"evidence", "model"}
+    for kind in doc["require"]:
+        if kind not in installed:
+            raise FormatError(f"invalid attestation policy at require: no installed verifier reads evidence kind "
+                              f"{kind!r} (installed: {', '.join(installed)})",
+                              hint="install the plugin that provides it (entry-point group qsafe.verifiers)")
+    for key in doc["claims"]:
+        if key.partition(".")[0] not in prefixes:
+            raise FormatError(f"invalid attestation policy at claims/{key}: unknown claim prefix "
+                              f"{key.partition('.')[0]!r} (installed: {', '.join(sorted(prefixes))})")
 
 
 def load_policy(path: str | Path) -> Policy:

@@ -1,20 +1,36 @@
-"""Offline verifiers, one per evidence kind, each at an explicit verification time.
+"""Offline evidence verifiers, one per evidence kind, each at an explicit verification time: a registry.
 
-A verifier turns one evidence item into an :class:`ItemResult`: the claims it establishes, the checks that
-passed, and the checks that failed (named). Self-reported items (``software``, ``nvidia-cc``) verify nothing
-cryptographically; their claims are marked ``signed: False`` so a policy reader knows what they rest on.
+Every verifier is registered in the entry-point group ``qsafe.verifiers`` under the evidence ``kind`` it reads
+(qsafe's built-ins in its ``pyproject.toml``, plugins in theirs) and implements :class:`EvidenceVerifier`: its
+kind, the claim namespace (``prefix``) policies use for its claims, what a pass proves, whether its claims rest
+on a signature, and ``verify(item, at, expected)``. :func:`verify_item` turns one evidence item into an
+:class:`ItemResult`: the claims it establishes, the checks that passed, and the checks that failed (named).
+Self-reported items (``software``, ``nvidia-cc``) verify nothing cryptographically; their claims are marked
+``signed: False`` so a policy reader knows what they rest on. Adding a verifier (a TPM quote, a signed model
+evaluation) is one module plus one entry point; the evidence reader, the policy checker and the CLI take the
+kinds and prefixes from here.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from qsafe.attestation.evidence import b64decode, hexdecode
-from qsafe.errors import FormatError
+from qsafe.errors import FormatError, UsageError
+from qsafe.plugins import VERIFIERS_GROUP, registry
 
-__all__ = ["GPU_ARCHITECTURES", "ItemResult", "verify_item"]
+__all__ = [
+    "GPU_ARCHITECTURES",
+    "EvidenceVerifier",
+    "ItemResult",
+    "Outcome",
+    "kinds",
+    "verifier",
+    "verifiers",
+    "verify_item",
+]
 
 # Chip family (from the verified device-identity chain) -> architecture name used in policies.
 GPU_ARCHITECTURES = {"GH1": "HOPPER", "GB1": "BLACKWELL", "GB2": "BLACKWELL"}
@@ -44,7 +60,44 @@ class ItemResult:
         return f"{self.prefix}[{self.index}]"
 
 
-_PREFIX = {"nvidia-gpu": "gpu", "nvidia-cc": "nvml", "sev-snp": "snp", "tdx": "tdx", "software": "sw"}
+@dataclass
+class Outcome:
+    """What a verifier established about one item: claims (only when nothing failed), passed and failed checks."""
+
+    claims: dict[str, Any] = field(default_factory=dict)
+    passed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class EvidenceVerifier(Protocol):
+    """What every evidence verifier (built-in or plugin) implements.
+
+    Attributes:
+        kind: the evidence item ``kind`` it reads (its entry point's name).
+        prefix: the claim namespace policies use (``gpu.fwid``): lower case, unique among verifiers.
+        proves: one line saying what a passing verification establishes (shown by ``qsafe attest verifiers``).
+        signed: True when its claims rest on a hardware or cryptographic signature, False for self-reports.
+    """
+
+    kind: str
+    prefix: str
+    proves: str
+    signed: bool
+
+    def verify(self, item: dict[str, Any], at: dt.datetime, expected: bytes | None) -> Outcome:
+        """Verify ``item`` as of ``at``; ``expected`` is what its nonce / report data must carry (None: unchecked).
+
+        Failed checks are returned in :attr:`Outcome.failed`, not raised.
+
+        Raises:
+            FormatError: the item is malformed (undecodable report, bad PEM).
+        """
+        ...
+
+    def freshness_value(self, claims: dict[str, Any]) -> bytes | None:
+        """The nonce / report-data bytes in verified ``claims`` that show freshness, or None if the kind has none."""
+        ...
 
 
 def _arch(chain: list[Any]) -> str:
@@ -59,7 +112,7 @@ def _arch(chain: list[Any]) -> str:
     return "UNKNOWN"
 
 
-def _verify_gpu(item: dict[str, Any], res: ItemResult, at: dt.datetime, expected: bytes | None) -> None:
+def _verify_gpu(item: dict[str, Any], res: Outcome, at: dt.datetime, expected: bytes | None) -> None:
     from qsafe._attest import spdm
     from qsafe._attest.x509chain import load_pem_chain, pinned_roots
 
@@ -74,7 +127,7 @@ def _verify_gpu(item: dict[str, Any], res: ItemResult, at: dt.datetime, expected
     res.claims = {**spdm.report_claims(report), "arch": _arch(chain), "trailing_bytes": report.trailing}
 
 
-def _verify_snp(item: dict[str, Any], res: ItemResult, at: dt.datetime, expected: bytes | None) -> None:
+def _verify_snp(item: dict[str, Any], res: Outcome, at: dt.datetime, expected: bytes | None) -> None:
     from qsafe._attest import snp
     from qsafe._attest.x509chain import load_pem_chain, pinned_roots
 
@@ -90,7 +143,7 @@ def _verify_snp(item: dict[str, Any], res: ItemResult, at: dt.datetime, expected
     res.claims = snp.report_claims(report)
 
 
-def _verify_tdx(item: dict[str, Any], res: ItemResult, at: dt.datetime, expected: bytes | None) -> None:
+def _verify_tdx(item: dict[str, Any], res: Outcome, at: dt.datetime, expected: bytes | None) -> None:
     from qsafe._attest import tdx
 
     collateral = item.get("collateral")
@@ -105,6 +158,100 @@ def _verify_tdx(item: dict[str, Any], res: ItemResult, at: dt.datetime, expected
         res.failed[exc.check] = str(exc)
         return
     res.passed += ["quote"] + (["report_data"] if want is not None else [])
+
+
+class _SignedVerifier:
+    """A built-in verifier of signed evidence (GPU SPDM report, SEV-SNP report, TDX quote)."""
+
+    signed = True
+
+    def __init__(self, kind: str, prefix: str, proves: str, check: Any, freshness_claim: str) -> None:
+        self.kind, self.prefix, self.proves = kind, prefix, proves
+        self._check, self._freshness_claim = check, freshness_claim
+
+    def verify(self, item: dict[str, Any], at: dt.datetime, expected: bytes | None) -> Outcome:
+        out = Outcome()
+        self._check(item, out, at, expected)
+        if out.failed:
+            out.claims = {}
+        return out
+
+    def freshness_value(self, claims: dict[str, Any]) -> bytes | None:
+        return bytes.fromhex(str(claims.get(self._freshness_claim, "")))
+
+
+class SelfReportedVerifier:
+    """Claims a collector reports about its own machine: taken as they are, marked unsigned."""
+
+    signed = False
+
+    def __init__(self, kind: str, prefix: str, proves: str) -> None:
+        self.kind, self.prefix, self.proves = kind, prefix, proves
+
+    def verify(self, item: dict[str, Any], at: dt.datetime, expected: bytes | None) -> Outcome:
+        claims = item.get("claims")
+        if not isinstance(claims, dict):
+            raise FormatError(f"{self.kind} evidence item has no claims object")
+        return Outcome(claims=dict(claims))
+
+    def freshness_value(self, claims: dict[str, Any]) -> bytes | None:
+        return None
+
+
+# The built-in verifiers, each named by an entry point of group qsafe.verifiers in pyproject.toml.
+NVIDIA_GPU = _SignedVerifier(
+    "nvidia-gpu", "gpu", "an NVIDIA GPU's SPDM measurement report, signed by a device key chaining to NVIDIA's "
+    "device identity CA, with its firmware measurements and nonce", _verify_gpu, "nonce")
+SEV_SNP = _SignedVerifier(
+    "sev-snp", "snp", "an AMD SEV-SNP attestation report signed by a VCEK/VLEK chaining to AMD's ARK, its TCB and "
+    "report data", _verify_snp, "report_data")
+TDX = _SignedVerifier(
+    "tdx", "tdx", "an Intel TDX quote verified against Intel's collateral (TCB info, QE identity, CRLs), its "
+    "measurements and report data", _verify_tdx, "report_data")
+NVIDIA_CC = SelfReportedVerifier("nvidia-cc", "nvml", "what NVML reports about confidential-computing mode "
+                                                      "(self-reported, unsigned)")
+SOFTWARE = SelfReportedVerifier("software", "sw", "the software environment as the collector saw it "
+                                                  "(self-reported, unsigned)")
+
+
+def verifiers() -> dict[str, EvidenceVerifier]:
+    """Every installed verifier by kind: qsafe's built-ins, then plugins'.
+
+    Raises:
+        FormatError: a plugin's verifier is not an :class:`EvidenceVerifier` for the kind it is registered as,
+            or two verifiers claim one claim prefix.
+    """
+    out: dict[str, EvidenceVerifier] = {}
+    prefixes: dict[str, str] = {}
+    for kind, obj in registry(VERIFIERS_GROUP).load_all().items():
+        if not isinstance(obj, EvidenceVerifier) or obj.kind != kind:
+            raise FormatError(f"the verifier registered as {kind!r} is not an EvidenceVerifier of kind {kind!r}",
+                              hint="fix the plugin's entry point (see docs/plugins.md)")
+        if obj.prefix in prefixes or obj.prefix in ("evidence", "model"):
+            raise FormatError(f"verifier {kind!r} claims the policy prefix {obj.prefix!r}, which "
+                              f"{prefixes.get(obj.prefix, 'qsafe reserves')} uses already")
+        prefixes[obj.prefix] = kind
+        out[kind] = obj
+    return out
+
+
+def kinds() -> list[str]:
+    """The evidence kinds the installed verifiers read."""
+    return list(verifiers())
+
+
+def verifier(kind: str) -> EvidenceVerifier:
+    """The installed verifier of ``kind``.
+
+    Raises:
+        FormatError: no installed verifier reads that kind.
+    """
+    try:
+        obj = registry(VERIFIERS_GROUP).load(kind)
+    except UsageError:
+        raise FormatError(f"unknown evidence kind {kind!r}; installed verifiers: {', '.join(kinds())}",
+                          hint="a plugin adds an evidence kind through the entry-point group qsafe.verifiers") from None
+    return verifiers()[kind] if not isinstance(obj, EvidenceVerifier) else obj
 
 
 def verify_item(item: dict[str, Any], index: int, at: dt.datetime, expected: bytes | None) -> ItemResult:
@@ -122,20 +269,7 @@ def verify_item(item: dict[str, Any], index: int, at: dt.datetime, expected: byt
     Raises:
         FormatError: the item is malformed (undecodable report, bad PEM, unknown kind).
     """
-    kind = str(item.get("kind"))
-    if kind not in _PREFIX:
-        raise FormatError(f"unknown evidence kind {kind!r}")
-    signed = kind in ("nvidia-gpu", "sev-snp", "tdx")
-    res = ItemResult(kind=kind, prefix=_PREFIX[kind], index=index, signed=signed)
-    if kind == "nvidia-gpu":
-        _verify_gpu(item, res, at, expected)
-    elif kind == "sev-snp":
-        _verify_snp(item, res, at, expected)
-    elif kind == "tdx":
-        _verify_tdx(item, res, at, expected)
-    else:
-        claims = item.get("claims")
-        if not isinstance(claims, dict):
-            raise FormatError(f"{kind} evidence item has no claims object")
-        res.claims = dict(claims)
-    return res
+    v = verifier(str(item.get("kind")))
+    outcome = v.verify(item, at, expected)
+    return ItemResult(kind=v.kind, prefix=v.prefix, index=index, signed=v.signed,
+                      claims=dict(outcome.claims), passed=list(outcome.passed), failed=dict(outcome.failed))

@@ -12,20 +12,73 @@ from qsafe._io import refuse_same_file
 from qsafe.cli._common import emit_json, passphrase_options, progress, read_passphrase
 from qsafe.errors import UsageError
 
-DEFENSE_NAMES = ("none", "norm-bound", "krum", "multi-krum", "median", "trimmed-mean", "foolsgold", "dp", "flame")
 ATTACK_NAMES = ("poison", "replace", "norm")
+
+# The shorthand options of the built-in defenses -> the Strategy keyword they set, for every defense that has
+# that keyword (the names of the defenses come from the qsafe.defenses registry, not from here).
+_SHORTHANDS = {"norm_bound": "bound", "krum_f": "f", "trim_beta": "beta", "clip_norm": "clip_norm",
+               "noise_multiplier": "noise_multiplier", "flame_lambda": "noise_lambda"}
+
+
+def _defense_names() -> list[str]:
+    from qsafe.federated.defenses import defense_names
+
+    return defense_names()
+
+
+def _value(text: str, default: Any) -> Any:
+    """Parse VALUE of --defense-param by the parameter's default type (int, float, bool, str; None: a number)."""
+    try:
+        if isinstance(default, bool):
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1")
+        if isinstance(default, int):
+            return int(text)
+        if default is None:
+            return int(text) if text.lstrip("-").isdigit() else float(text)
+        if isinstance(default, float):
+            return float(text)
+    except ValueError:
+        kind = type(default).__name__ if default is not None else "number"
+        raise UsageError(f"--defense-param: {text!r} is not a valid {kind}") from None
+    return text
+
+
+def _param_spec(spec: str) -> tuple[str, str, str]:
+    """``DEFENSE.KEY=VALUE`` or ``KEY=VALUE`` -> (defense or "", key, value)."""
+    target, eq, value = spec.partition("=")
+    name, _dot, key = target.rpartition(".")
+    if not eq or not key or not value:
+        raise UsageError(f"--defense-param {spec!r}: expected DEFENSE.KEY=VALUE (or KEY=VALUE for every defense)")
+    if name and name not in _defense_names():
+        raise UsageError(f"--defense-param {spec!r}: unknown defense {name!r}")
+    return name, key, value
+
+
+def _check_defense_params(defenses: list[str], specs: tuple[str, ...]) -> None:
+    """Refuse, before any work, a --defense-param that no chosen defense takes."""
+    from qsafe.federated.defenses import defense_parameters
+
+    for spec in specs:
+        name, key, _value_text = _param_spec(spec)
+        targets = [name] if name else defenses
+        if not any(key in defense_parameters(d) for d in targets):
+            takes = "; ".join(f"{d}: {', '.join(defense_parameters(d)) or 'none'}" for d in targets)
+            raise UsageError(f"--defense-param {spec!r}: no chosen defense takes {key!r} ({takes})")
 
 
 def _defense_params(defense: str, opts: dict[str, Any]) -> dict[str, Any]:
-    table: dict[str, dict[str, Any]] = {
-        "norm-bound": {"bound": opts["norm_bound"]},
-        "krum": {"f": opts["krum_f"]},
-        "multi-krum": {"f": opts["krum_f"]},
-        "trimmed-mean": {"beta": opts["trim_beta"]},
-        "dp": {"clip_norm": opts["clip_norm"], "noise_multiplier": opts["noise_multiplier"]},
-        "flame": {"noise_lambda": opts["flame_lambda"]},
-    }
-    return table.get(defense, {})
+    from qsafe.federated.defenses import defense_parameters
+
+    accepted = defense_parameters(defense)
+    params = {key: opts[opt] for opt, key in _SHORTHANDS.items() if key in accepted}
+    for spec in opts.get("defense_params") or ():
+        name, key, value = _param_spec(spec)
+        if (name and name != defense) or key not in accepted:
+            continue
+        params[key] = _value(value, accepted[key])
+    return params
 
 
 def _round_lines(result: Any) -> list[str]:
@@ -60,8 +113,10 @@ def _summary_lines(result: Any, reference: Any) -> list[str]:
 
 
 @click.command()
-@click.option("--defense", "defenses", multiple=True, type=click.Choice(DEFENSE_NAMES + ("all",)),
-              help="Defense (repeatable; 'all' runs every one). Default: none.")
+@click.option("--defense", "defenses", multiple=True, type=click.Choice([*_defense_names(), "all"]),
+              help="Defense (repeatable; 'all' runs every one). Default: none. Installed plugins add theirs.")
+@click.option("--defense-param", "defense_params", multiple=True, metavar="DEFENSE.KEY=VALUE",
+              help="Set a defense's keyword parameter (repeatable; KEY=VALUE sets it on every defense that has it).")
 @click.option("--attackers", "attacker_counts", multiple=True, type=click.IntRange(0, 9),
               help="Compromised clients (repeatable). Default 2; with --matrix 1, 2 and 4.")
 @click.option("--attack", type=click.Choice(ATTACK_NAMES), default="replace", show_default=True,
@@ -92,9 +147,10 @@ def simulate(**opts: Any) -> None:
     """Run the federated backdoor scenario on the SMS Spam Collection; print accuracy and ASR per round."""
     from qsafe.federated import experiment
 
-    defenses = list(DEFENSE_NAMES) if "all" in opts["defenses"] or (opts["matrix"] and not opts["defenses"]) \
+    defenses = _defense_names() if "all" in opts["defenses"] or (opts["matrix"] and not opts["defenses"]) \
         else list(dict.fromkeys(opts["defenses"] or ("none",)))
     counts = list(opts["attacker_counts"] or ((1, 2, 4) if opts["matrix"] else (2,)))
+    _check_defense_params(defenses, opts["defense_params"])
     if opts["audit_log"] is not None and len(defenses) * len(counts) != 1:
         raise UsageError("--audit-log records one run: give one --defense and one --attackers")
     base = experiment.base_config(

@@ -15,9 +15,10 @@ ENCRYPTION_ALGORITHMS = ("ml-kem-768-x25519", "x25519")
 
 
 def _signing_choices() -> list[str]:
-    from qsafe.keys import SIGNATURE_ALGORITHMS
+    """Installed signature schemes (built-ins and plugins, from the qsafe.signers registry), then encryption."""
+    from qsafe.keys import signature_algorithms
 
-    return [*SIGNATURE_ALGORITHMS, *ENCRYPTION_ALGORITHMS]
+    return [*signature_algorithms(), *ENCRYPTION_ALGORITHMS]
 
 
 def _passphrase(passphrase_file: Path | None, no_passphrase: bool) -> bytes | None:
@@ -57,7 +58,8 @@ def _encryption_pair(algorithm: str, prefix: Path, passphrase: bytes | None, for
 
 @click.command(short_help="Generate a signing key pair or an encryption identity.")
 @click.option("--alg", "algorithm", type=click.Choice(_signing_choices()), default="ml-dsa-65", show_default=True,
-              help="Signing algorithm, or ml-kem-768-x25519 / x25519 for an encryption identity.")
+              help="Signing algorithm (every installed one: plugins add theirs), or ml-kem-768-x25519 / x25519 "
+                   "for an encryption identity.")
 @click.option("--out", "prefix", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Write PREFIX.pub and PREFIX.key.")
 @passphrase_options

@@ -1,11 +1,15 @@
-"""Robust-aggregation defenses, one per module behind :class:`~qsafe.federated.defenses.base.Strategy`.
+"""Robust-aggregation defenses, one per module behind :class:`~qsafe.federated.defenses.base.Strategy`: a registry.
 
-``make_strategy(name, **params)`` builds one by its CLI name; :data:`DEFENSES` lists the names in the order the
-docs and the matrix use.
+Every defense is registered in the entry-point group ``qsafe.defenses`` under its CLI name (qsafe's built-ins in
+its ``pyproject.toml``, plugins in theirs); the entry point names the Strategy class. ``make_strategy(name,
+**params)`` builds one; its keyword parameters are the class's ``__init__`` keywords (:func:`defense_parameters`
+lists them with their defaults, and the CLI's ``--defense-param NAME.KEY=VALUE`` sets them). :data:`DEFENSES`
+gives the built-ins in the order the docs and the matrix use; :func:`defense_names` adds installed plugins'.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from qsafe.errors import UsageError
@@ -18,6 +22,7 @@ from qsafe.federated.defenses.krum import Krum, MultiKrum
 from qsafe.federated.defenses.median import Median
 from qsafe.federated.defenses.norm_bound import NormBound
 from qsafe.federated.defenses.trimmed_mean import TrimmedMean
+from qsafe.plugins import DEFENSES_GROUP, registry
 
 __all__ = [
     "DEFENSES",
@@ -34,22 +39,47 @@ __all__ = [
     "NormBound",
     "Strategy",
     "TrimmedMean",
+    "defense_names",
+    "defense_parameters",
+    "load_defense",
     "make_strategy",
     "privacy_spent",
 ]
 
-_FACTORIES: dict[str, Any] = {
-    "none": FedAvg,
-    "norm-bound": NormBound,
-    "krum": Krum,
-    "multi-krum": MultiKrum,
-    "median": Median,
-    "trimmed-mean": TrimmedMean,
-    "foolsgold": FoolsGold,
-    "dp": DifferentialPrivacy,
-    "flame": Flame,
-}
-DEFENSES: tuple[str, ...] = tuple(_FACTORIES)
+# The built-ins in the order the docs and the matrix use (each is an entry point of group qsafe.defenses).
+DEFENSES: tuple[str, ...] = ("none", "norm-bound", "krum", "multi-krum", "median", "trimmed-mean", "foolsgold", "dp",
+                             "flame")
+
+
+def defense_names() -> list[str]:
+    """Every installed defense: the built-ins in :data:`DEFENSES` order, then plugins' by name."""
+    names = registry(DEFENSES_GROUP).names()
+    return [n for n in DEFENSES if n in names] + sorted(n for n in names if n not in DEFENSES)
+
+
+def load_defense(name: str) -> type[Strategy]:
+    """The Strategy class registered as ``name``.
+
+    Raises:
+        UsageError: no defense of that name is installed, or the entry is not a Strategy class.
+        MissingDependencyError: its plugin cannot be imported.
+    """
+    reg = registry(DEFENSES_GROUP)
+    if name not in reg:
+        raise UsageError(f"unknown defense {name!r}; choose one of {', '.join(defense_names())}",
+                         hint="plugins add defenses through the entry-point group qsafe.defenses")
+    cls = reg.load(name)
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+        raise UsageError(f"defense {name!r} is registered as {reg.get(name).target}, which is not a Strategy class")
+    return cls
+
+
+def defense_parameters(name: str) -> dict[str, Any]:
+    """Keyword parameters of defense ``name`` and their defaults (``inspect.Parameter.empty`` when required)."""
+    params = inspect.signature(load_defense(name).__init__).parameters
+    return {p.name: p.default for p in params.values()
+            if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+            and not (p.default is None and p.name == "inner")}
 
 
 def make_strategy(name: str, **params: Any) -> Strategy:
@@ -58,9 +88,7 @@ def make_strategy(name: str, **params: Any) -> Strategy:
     Raises:
         UsageError: unknown name or parameter.
     """
-    factory = _FACTORIES.get(name)
-    if factory is None:
-        raise UsageError(f"unknown defense {name!r}; choose one of {', '.join(DEFENSES)}")
+    factory = load_defense(name)
     try:
         strategy: Strategy = factory(**params)
     except TypeError as exc:
