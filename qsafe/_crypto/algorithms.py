@@ -102,7 +102,14 @@ class CryptographyScheme:
         except (ValueError, UnsupportedAlgorithm) as exc:
             raise KeyFileError(f"unsupported or malformed public key: {exc}") from exc
         self._own(_name_of(key), "public key")
-        return _CryptographyPublic(key, self.name)
+        adapter = _CryptographyPublic(key, self.name)
+        canonical = adapter.spki_der()
+        # A key is exactly its bytes: refuse other encodings of the same key (an EC point in the hybrid form,
+        # which RFC 5480 forbids, explicit curve parameters); only the shorter compressed EC point is accepted.
+        if spki != canonical and len(spki) >= len(canonical):
+            raise KeyFileError(f"non-canonical {self.name} public key encoding",
+                               hint="re-export the key as a standard SubjectPublicKeyInfo (uncompressed point)")
+        return adapter
 
     def private_from_pkcs8(self, pkcs8: bytes) -> PrivateAdapter:
         try:
