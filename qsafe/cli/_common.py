@@ -120,3 +120,30 @@ def progress(total: int, label: str, *, enabled: bool = True) -> Iterator[Callab
         return
     with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
         yield bar.update
+
+
+class RegistryChoice(click.Choice):  # type: ignore[type-arg]
+    """A choice among what a registry holds *when the command runs* (plugins installed since count).
+
+    ``names`` returns the current names; ``missing`` (optional) turns a value into the error to raise instead of
+    click's "invalid choice" (e.g. an algorithm whose plugin is not installed: exit 5 naming the plugin).
+    """
+
+    def __init__(self, names: Callable[[], list[str]], missing: Callable[[str], Exception | None] | None = None) -> None:
+        self._names, self._missing = names, missing
+        super().__init__([])
+
+    @property  # type: ignore[override]
+    def choices(self) -> list[str]:
+        return list(self._names())
+
+    @choices.setter
+    def choices(self, value: Any) -> None:  # click.Choice.__init__ assigns it; the registry is the source
+        pass
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if self._missing is not None and isinstance(value, str) and value not in self.choices:
+            error = self._missing(value)
+            if error is not None:
+                raise error
+        return super().convert(value, param, ctx)

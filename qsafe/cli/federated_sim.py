@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from qsafe._io import refuse_same_file
-from qsafe.cli._common import emit_json, passphrase_options, progress, read_passphrase
+from qsafe.cli._common import RegistryChoice, emit_json, passphrase_options, progress, read_passphrase
 from qsafe.errors import UsageError
 
 ATTACK_NAMES = ("poison", "replace", "norm")
@@ -113,7 +113,8 @@ def _summary_lines(result: Any, reference: Any) -> list[str]:
 
 
 @click.command()
-@click.option("--defense", "defenses", multiple=True, type=click.Choice([*_defense_names(), "all"]),
+@click.option("--defense", "defenses", multiple=True,
+              type=RegistryChoice(lambda: [*_defense_names(), "all"]),
               help="Defense (repeatable; 'all' runs every one). Default: none. Installed plugins add theirs.")
 @click.option("--defense-param", "defense_params", multiple=True, metavar="DEFENSE.KEY=VALUE",
               help="Set a defense's keyword parameter (repeatable; KEY=VALUE sets it on every defense that has it).")

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from qsafe.cli._common import emit_json, passphrase_options, read_passphrase
+from qsafe.cli._common import RegistryChoice, emit_json, passphrase_options, read_passphrase
 from qsafe.errors import MissingDependencyError, UsageError
 
 # Encryption identities are made by qsafe.encryption (age recipients); signing keys by qsafe.keys.
@@ -19,6 +19,12 @@ def _signing_choices() -> list[str]:
     from qsafe.keys import signature_algorithms
 
     return [*signature_algorithms(), *ENCRYPTION_ALGORITHMS]
+
+
+def _missing_plugin(name: str) -> Exception | None:
+    from qsafe.signers import missing_plugin_error
+
+    return missing_plugin_error(name=name)
 
 
 def _passphrase(passphrase_file: Path | None, no_passphrase: bool) -> bytes | None:
@@ -57,7 +63,8 @@ def _encryption_pair(algorithm: str, prefix: Path, passphrase: bytes | None, for
 
 
 @click.command(short_help="Generate a signing key pair or an encryption identity.")
-@click.option("--alg", "algorithm", type=click.Choice(_signing_choices()), default="ml-dsa-65", show_default=True,
+@click.option("--alg", "algorithm", type=RegistryChoice(_signing_choices, _missing_plugin), default="ml-dsa-65",
+              show_default=True,
               help="Signing algorithm (every installed one: plugins add theirs), or ml-kem-768-x25519 / x25519 "
                    "for an encryption identity.")
 @click.option("--out", "prefix", required=True, type=click.Path(dir_okay=False, path_type=Path),
