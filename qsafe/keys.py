@@ -43,6 +43,7 @@ __all__ = [
     "load_private_key",
     "load_public_key",
     "load_public_keys",
+    "private_key_from_der",
     "private_key_from_pem",
     "public_key_from_der",
     "public_key_from_pem",
@@ -287,6 +288,17 @@ def private_key_from_pem(pem: bytes, *, source: str = "private key") -> PrivateK
         name, adapter = _alg.private_from_sec1(blocks[0][1])
         return PrivateKey(name, adapter)
     name, adapter = _parse(_single_block(pem, _PRIVATE_LABEL, source), private=True)
+    return PrivateKey(name, adapter)
+
+
+def private_key_from_der(pkcs8: bytes) -> PrivateKey:
+    """Parse an unencrypted DER PKCS#8 private key of any installed scheme.
+
+    Raises:
+        KeyFileError: malformed, or not a supported algorithm.
+        MissingDependencyError: the key's algorithm needs a plugin that is not installed (exit 5).
+    """
+    name, adapter = _parse(bytes(pkcs8), private=True)
     return PrivateKey(name, adapter)
 
 

@@ -11,7 +11,13 @@ from qsafe._age._keys import parse_identities, parse_recipients
 from qsafe._crypto import algorithms as _alg
 from qsafe._crypto import der as _der
 from qsafe.errors import QsafeError
-from qsafe.keys import load_public_keys, private_key_from_pem, public_key_from_der, public_key_from_pem
+from qsafe.keys import (
+    load_public_keys,
+    private_key_from_der,
+    private_key_from_pem,
+    public_key_from_der,
+    public_key_from_pem,
+)
 
 
 def _each(*calls: object) -> None:
@@ -45,6 +51,6 @@ def _text(data: bytes) -> None:
 
 def test_one_input(data: bytes) -> None:
     _each(lambda: _public(data), lambda: _private(data), lambda: _allowlist(data), lambda: _text(data),
-          lambda: public_key_from_der(data), lambda: _alg.private_from_pkcs8(data),
+          lambda: public_key_from_der(data), lambda: private_key_from_der(data),
           lambda: _alg.private_from_sec1(data), lambda: _der.algorithm_oid_der(data, private=False),
           lambda: _der.algorithm_oid_der(data, private=True))
