@@ -73,6 +73,24 @@ def nonce(as_json: bool) -> None:
     emit_json({"nonce": value}) if as_json else click.echo(value)
 
 
+@attest.command(name="verifiers")
+@click.option("--json", "as_json", is_flag=True, help="Print the verifiers as a JSON list.")
+def verifiers_cmd(as_json: bool) -> None:
+    """List the installed evidence verifiers (registry qsafe.verifiers): kind, policy prefix, what each proves."""
+    from qsafe.attestation.verifiers import verifiers
+    from qsafe.plugins import VERIFIERS_GROUP, registry
+
+    entries = registry(VERIFIERS_GROUP).entries()
+    rows: list[dict[str, Any]] = [{"kind": v.kind, "prefix": v.prefix, "signed": v.signed, "proves": v.proves,
+             "from": entries[kind].distribution} for kind, v in verifiers().items()]
+    if as_json:
+        emit_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['kind']:12} {r['prefix'] + '.*':8} {'signed' if r['signed'] else 'unsigned':9} "
+                   f"{r['proves']} [{r['from']}]")
+
+
 @attest.command()
 @click.option("-c", "--collector", "names", multiple=True, default=("software", "nvidia-gpu"), show_default=True,
               help="Collector to run (repeat). Built-in: software, nvidia-gpu, tsm; plugins add more.")

@@ -233,3 +233,14 @@ def test_defense_param_option(cli: Callable[..., Any]) -> None:
                          ("magic.f=1", "unknown defense 'magic'"), ("f", "expected DEFENSE.KEY=VALUE")):
         result = cli(["fl", "simulate", "--defense", "krum", "--defense-param", bad, "--rounds", "1"])
         assert result.exit_code == 2 and message in result.stderr, result.stderr
+
+
+def test_attest_verifiers_lists_the_registry(cli: Callable[..., Any]) -> None:
+    result = cli(["attest", "verifiers", "--json"])
+    assert (result.exit_code, result.stderr) == (0, "")
+    rows = {r["kind"]: r for r in json.loads(result.stdout)}
+    assert set(rows) >= {"nvidia-gpu", "nvidia-cc", "sev-snp", "tdx", "software"}
+    assert rows["nvidia-gpu"]["prefix"] == "gpu" and rows["nvidia-gpu"]["signed"] is True
+    assert rows["software"]["signed"] is False and rows["tdx"]["from"] == "qsafe"
+    text = cli(["attest", "verifiers"])
+    assert text.exit_code == 0 and "sev-snp" in text.stdout and "snp.*" in text.stdout
