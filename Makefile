@@ -6,7 +6,7 @@ TORCH   := torch==2.13.0
 STAMP   := $(VENV)/.qsafe-installed
 NODEDIRS := tests/interop/node tests/interop/sigstore
 
-.PHONY: demo test test-slow test-all lint peers bench fuzz fuzz-seeds clean liboqs
+.PHONY: demo test test-slow test-all lint peers bench fuzz fuzz-seeds clean liboqs plugins
 
 # liboqs (C) for the qsafe-liboqs plugin: no package registry ships it, so it is built from the unmodified
 # 0.16.0 source beside the project (../shared/vendor, or LIBOQS_TARBALL=...) into build/oqs-prefix, with only
@@ -22,6 +22,8 @@ SLH_DSA_SETS   := sha2_128s sha2_128f sha2_192s sha2_192f sha2_256s sha2_256f \
 LIBOQS_ALGS    := $(subst $(eval) ,;,$(strip SIG_ml_dsa_44 SIG_ml_dsa_65 SIG_ml_dsa_87 SIG_falcon_512 SIG_falcon_1024 \
                     $(foreach s,$(SLH_DSA_SETS),SIG_slh_dsa_pure_$(s))))
 export OQS_INSTALL_PATH := $(OQS_PREFIX)
+PLUGIN_STAMP   := $(VENV)/.qsafe-plugins-installed
+PLUGIN_TESTS   := plugins/qsafe-liboqs/tests
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -50,21 +52,29 @@ $(OQS_LIB):
 
 liboqs: $(OQS_LIB)
 
+# The plugins in plugins/ (each its own distribution), installed into the venv beside qsafe, with liboqs.
+$(PLUGIN_STAMP): $(STAMP) $(OQS_LIB) plugins/qsafe-liboqs/pyproject.toml
+	$(PY) -m pip install -q --disable-pip-version-check -e './plugins/qsafe-liboqs[test]'
+	@touch $@
+
+plugins: $(PLUGIN_STAMP)
+
 demo: $(STAMP)
 	$(PY) examples/demo/run.py
 
-test: $(STAMP) peers
-	QSAFE_REQUIRE_PEERS=1 $(PY) -m pytest -q -n 2 -m "not slow"
+test: $(STAMP) $(PLUGIN_STAMP) peers
+	QSAFE_REQUIRE_PEERS=1 $(PY) -m pytest -q -n 2 -m "not slow" tests $(PLUGIN_TESTS)
 
-test-slow: $(STAMP) peers
-	@rc=0; QSAFE_REQUIRE_PEERS=1 $(PY) -m pytest -q -n 2 -m slow || rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
+test-slow: $(STAMP) $(PLUGIN_STAMP) peers
+	@rc=0; QSAFE_REQUIRE_PEERS=1 $(PY) -m pytest -q -n 2 -m slow tests $(PLUGIN_TESTS) || rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
 test-all: test test-slow
 
 # ruff over everything, mypy --strict over the package (CI runs it after the tests).
 lint: $(STAMP)
-	$(VENV)/bin/ruff check qsafe tests benchmarks examples scripts fuzz
+	$(VENV)/bin/ruff check qsafe tests benchmarks examples scripts fuzz plugins
 	$(VENV)/bin/mypy qsafe
+	$(VENV)/bin/mypy plugins/qsafe-liboqs/qsafe_liboqs
 
 bench: $(STAMP) peers
 	$(PY) benchmarks/run_all.py
@@ -81,4 +91,5 @@ fuzz-seeds: $(STAMP)
 	$(PY) -m fuzz.make_seeds
 
 clean:
-	rm -rf $(VENV) $(addsuffix /node_modules,$(NODEDIRS)) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(addsuffix /node_modules,$(NODEDIRS)) .pytest_cache .hypothesis build/liboqs build/liboqs-src \
+	  build/oqs-prefix
