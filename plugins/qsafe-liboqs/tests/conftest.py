@@ -6,14 +6,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-PLUGIN = Path(__file__).resolve().parents[1]
-REPO = PLUGIN.parents[1]
-VECTORS = Path(__file__).resolve().parent / "vectors"
 
 
 @pytest.fixture(autouse=True, scope="session")

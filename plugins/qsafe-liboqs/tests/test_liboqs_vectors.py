@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from liboqs_paths import REPO, VECTORS
+from nist_drbg import NistKatDrbg
 from qsafe_liboqs import liboqs
 from qsafe_liboqs.mldsa import ML_DSA_44, ML_DSA_65, ML_DSA_87
 from qsafe_liboqs.schemes import FALCON_512, FALCON_1024, SLH_DSA
-
-from .conftest import REPO, VECTORS
-from .nist_drbg import NistKatDrbg
 
 
 def _keygen_cases() -> list[tuple[str, dict[str, Any]]]:
