@@ -66,7 +66,6 @@ COMPOSITES: dict[str, CompositeParams] = {
     )
 }
 
-OID_DER_TO_PARAMS = {der.encode_oid(p.oid): p for p in COMPOSITES.values()}
 
 
 class CompositePublicKey:
