@@ -74,6 +74,19 @@ class LoadedModel:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
 
+    def __repr__(self) -> str:  # one line: never every tensor
+        count = sum(int(t.numel()) if hasattr(t, "numel") else int(getattr(t, "size", 0)) for t in self.tensors.values())
+        if self.attestation_skipped:
+            gate = "attestation=SKIPPED (unsafe)"
+        elif self.attestation is None:
+            gate = "attestation=None"
+        else:
+            a = self.attestation
+            gate = (f"attestation={'allow' if a.allowed else 'deny'} by {a.policy_name!r} "
+                    f"({a.freshness.get('mode', '?')})")
+        return (f"LoadedModel({len(self.tensors)} tensors, {count:,} values, {self.framework}, files={self.files}, "
+                f"digest={self.model_digest[:19]}…, key_id={self.key_id[:19]}…, {gate})")
+
 
 def _framework(requested: str | None) -> str:
     if requested in ("torch", "numpy"):
@@ -110,9 +123,9 @@ def _attest(policy: PolicyArg, evidence: EvidenceArg | None, collect: bool | Seq
 
 def load_model(
     model: str | os.PathLike[str],
-    signature: SignatureArg,
-    keys: KeysArg,
-    policy: PolicyArg | None,
+    signature: SignatureArg | None = None,
+    keys: KeysArg | None = None,
+    policy: PolicyArg | None = None,
     *,
     evidence: EvidenceArg | None = None,
     collect: bool | Sequence[str] = False,
@@ -133,9 +146,10 @@ def load_model(
 
     Args:
         model: the model directory (or a single ``.safetensors`` file).
-        signature: the signature bundle (path, bytes or parsed bundle).
-        keys: trusted public key(s) of the signer.
-        policy: the attestation policy (:class:`~qsafe.attestation.Policy` or a path). Required.
+        signature: the signature bundle (path, bytes or parsed bundle; default ``MODEL/model.sig``, as the CLI).
+        keys: trusted public key(s) of the signer (required).
+        policy: the attestation policy: a :class:`~qsafe.attestation.Policy`, a shipped policy's name
+            (``"nvidia-hopper-cc"``) or a path. Required unless ``unsafe_skip_attestation``.
         evidence: recorded evidence (path or :class:`~qsafe.attestation.Evidence`); or use ``collect``.
         collect: collect evidence now (True: NVIDIA GPU + software; or a list of collector names), bound to a
             fresh single-use nonce, this model's digest and the policy's digest.
@@ -171,8 +185,14 @@ def load_model(
         OutputExistsError: ``verified_dir`` exists or lies inside the model.
     """
     from qsafe.policy import VerificationPolicy
-    from qsafe.verifying import verify_bundle_signer
+    from qsafe.verifying import check_argument_types, default_signatures, verify_bundle_signer
 
+    check_argument_types(model, keys)
+    if keys is None:
+        raise UsageError("no public key given to verify the model's signature with",
+                         hint="pass keys=PATH (the signer's .pub file)")
+    if signature is None:
+        signature = default_signatures(model, keys=keys)[0]
     chosen = _framework(framework)
     if device and device != "cpu":
         if chosen != "torch":
@@ -189,6 +209,10 @@ def load_model(
                          "unsafe_skip_attestation")
     if evaluations and evaluator_keys is None:
         raise UsageError("model evidence needs the evaluator's public key", hint="pass --evaluator-key PUB")
+    if policy is not None and not unsafe_skip_attestation:
+        from qsafe import attestation as att
+
+        policy = policy if isinstance(policy, att.Policy) else att.load_policy(policy)  # a bad policy: before work
     signed = verify_bundle_signer(signature, keys, signature_policy or VerificationPolicy())
     manifest = signed.manifest
     model_digest = "sha256:" + manifest.root_digest

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,6 +47,52 @@ def pq_signature_path(model: str | Path) -> Path:
     """``model.pq.sig`` inside a model directory, or beside a single-file model (the PQ half of a hybrid)."""
     p = Path(model)
     return p / DEFAULT_PQ_SIGNATURE_NAME if p.is_dir() else p.parent / DEFAULT_PQ_SIGNATURE_NAME
+
+
+PassphraseArg = bytes | str | Callable[[], bytes | str] | None
+
+
+def _passphrase(source: PassphraseArg, passphrase_file: str | os.PathLike[str] | None) -> bytes | None:
+    if source is not None and passphrase_file is not None:
+        raise UsageError("give passphrase or passphrase_file, not both")
+    if passphrase_file is not None:
+        try:
+            lines = Path(passphrase_file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read passphrase file {passphrase_file}: {exc}") from exc
+        return lines[0].encode("utf-8") if lines else b""
+    value = source() if callable(source) else source
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    raise TypeError(f"passphrase must be bytes, str or a callable returning one, not {type(value).__name__}")
+
+
+def signing_key(key: PrivateKey | str | os.PathLike[str], passphrase: PassphraseArg = None,
+                passphrase_file: str | os.PathLike[str] | None = None) -> PrivateKey:
+    """A :class:`~qsafe.keys.PrivateKey` from a key object or a key file path (opened with the passphrase).
+
+    Raises:
+        TypeError: ``key`` is neither a PrivateKey nor a path.
+        KeyFileError: the file is unreadable, not a private key, or protected and no passphrase was given.
+        WrongPassphraseError: the passphrase does not open it.
+    """
+    if isinstance(key, PrivateKey):
+        return key
+    if not isinstance(key, (str, os.PathLike)):
+        raise TypeError(f"key must be a qsafe.keys.PrivateKey or the path of a .key file, not {type(key).__name__}")
+    from qsafe.keys import is_protected_key_file, load_private_key
+
+    path = Path(key)
+    if not path.is_file():
+        raise KeyFileError(f"signing key {path} does not exist" if not path.exists() else f"{path} is not a file",
+                           hint="pass the private key file that `qsafe keygen --out PREFIX` wrote (PREFIX.key)")
+    secret = _passphrase(passphrase, passphrase_file)
+    if secret is None and is_protected_key_file(path):
+        raise KeyFileError(f"{path} is passphrase-protected and no passphrase was given",
+                           hint="pass passphrase=… (bytes, str or a callable) or passphrase_file=…")
+    return load_private_key(path, secret)
 
 
 def _check_certificate(key: PrivateKey, certificates: Sequence[x509.Certificate]) -> tuple[bytes, ...]:
@@ -105,16 +151,18 @@ def _refuse_clobber(target: Path, model: Path) -> None:
 
 
 def sign(
-    model: str | Path,
-    key: PrivateKey | None = None,
+    model: str | os.PathLike[str],
+    key: PrivateKey | str | os.PathLike[str] | None = None,
     *,
-    signature: str | Path | None = None,
+    signature: str | os.PathLike[str] | None = None,
     config: HashingConfig | None = None,
     progress: Progress | None = None,
     certificates: Sequence[x509.Certificate] = (),
     sigstore_token: str | None = None,
     trust_root: TrustRoot | None = None,
-    pq_signature: str | Path | None = None,
+    pq_signature: str | os.PathLike[str] | None = None,
+    passphrase: PassphraseArg = None,
+    passphrase_file: str | os.PathLike[str] | None = None,
 ) -> Manifest:
     """Sign a model directory or file and write its signature bundle(s).
 
@@ -124,9 +172,12 @@ def sign(
     model-signing looks) and the key's bundle at ``pq_signature`` (default ``model.pq.sig``), both over the
     same in-toto statement, whose ``ignore_paths`` list both files.
 
+    Every argument is checked (the model exists, the key opens, the signature paths are free) before the model
+    is hashed: ``qsafe.sign("my-model", "release.key", passphrase_file="pw.txt")``.
+
     Args:
         model: the model directory or single file.
-        key: the private signing key (:func:`qsafe.keys.load_private_key`).
+        key: the private signing key: a :class:`~qsafe.keys.PrivateKey`, or the path of a ``.key`` file.
         signature: where to write the (first) bundle (default :func:`default_signature_path`). A signature
             inside the model directory is left out of the manifest.
         config: hashing parameters (default SHA-256, ``files``, tensor digests on).
@@ -135,12 +186,16 @@ def sign(
         sigstore_token: an OIDC identity token: sign keyless too (:func:`qsafe.keyless.find_identity_token`).
         trust_root: the client trust configuration of a private Sigstore instance (default: production).
         pq_signature: where the key's bundle goes in a hybrid release (default :func:`pq_signature_path`).
+        passphrase, passphrase_file: open a protected key file (bytes, str, or a callable returning one; or a
+            file whose first line is the passphrase). The library never prompts and never reads the environment.
 
     Returns:
         The signed manifest.
 
     Raises:
-        UsageError: neither a key nor a token. KeyFileError: the certificate is not the key's.
+        UsageError: neither a key nor a token, or the model does not exist. KeyFileError: the key file cannot be
+            opened (WrongPassphraseError: wrong passphrase), or the certificate is not the key's.
+        TypeError: ``key`` is neither a PrivateKey nor a path.
         OutputExistsError: a signature path is the model, or an existing file that is not a bundle.
         InvalidInputError: refused symlink or special file in the model.
         FormatError: a malformed ``.safetensors`` header (use ``tensor_digests=False`` to sign it as bytes).
@@ -151,6 +206,10 @@ def sign(
     if certificates and key is None:
         raise UsageError("a signing certificate needs its private key")
     root = Path(model)
+    if not root.exists():
+        raise UsageError(f"model {root} does not exist", hint="pass the model directory or file to sign")
+    if key is not None:
+        key = signing_key(key, passphrase, passphrase_file)
     target = Path(signature) if signature is not None else default_signature_path(root)
     targets = [target]
     if key is not None and sigstore_token is not None:

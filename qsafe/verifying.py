@@ -43,7 +43,8 @@ if TYPE_CHECKING:
     from qsafe.attestation.policy import Policy as AttestationPolicy
     from qsafe.model_evidence import ModelEvidence
 
-__all__ = ["Verification", "verify", "verify_bundle", "verify_bundle_signer", "verify_signatures"]
+__all__ = ["Verification", "default_signatures", "verify", "verify_bundle", "verify_bundle_signer",
+           "verify_signatures"]
 
 KeysArg = PublicKey | str | os.PathLike[str] | Iterable[PublicKey | str | os.PathLike[str]]
 SignatureArg = str | os.PathLike[str] | bytes | Bundle
@@ -69,6 +70,46 @@ class Verification:
     def model_digest(self) -> str:
         """``sha256:<root>``: the digest signed model evidence must name as its subject."""
         return "sha256:" + self.manifest.root_digest
+
+    def __repr__(self) -> str:  # one line: the manifest (every file and tensor digest) stays out of it
+        m = self.manifest
+        tensors = sum(len(t.tensors) for t in m.tensors.values())
+        signers = f", signers={len(self.signers)}" if len(self.signers) > 1 else ""
+        evidence = f", model_evidence={len(self.model_evidence)}" if self.model_evidence else ""
+        return (f"Verification(model={m.model_name!r}, digest={self.model_digest[:19]}…, files={len(m.files())}, "
+                f"tensors={tensors}, key_id={self.key_id[:19]}…, algorithm={self.algorithm!r}, "
+                f"post_quantum={self.post_quantum}{signers}{evidence})")
+
+
+def default_signatures(model: str | os.PathLike[str], *, keys: Any = None, certificate_roots: Any = None,
+                       policy: Policy | None = None) -> list[Path]:
+    """The bundles the CLI verifies when none is named: ``MODEL/model.sig`` (beside a single-file model) and,
+    when present, ``model.pq.sig`` (a hybrid release); with both, those this call has trust input for.
+
+    Raises:
+        UsageError: neither file exists.
+    """
+    from qsafe.signing import default_signature_path, pq_signature_path
+
+    found = [p for p in (default_signature_path(Path(model)), pq_signature_path(Path(model))) if p.is_file()]
+    if not found:
+        raise UsageError(f"no signature given and {default_signature_path(Path(model))} does not exist",
+                         hint="pass signature=PATH (the bundle `qsafe sign` wrote)")
+    if len(found) == 1:
+        return found
+    trusted = {"key": keys is not None, "certificate": certificate_roots is not None,
+               "sigstore": policy is not None and bool(policy.keyless_identities())}
+    return [p for p in found if trusted.get(read_bundle(p).kind, False)] or found
+
+
+def check_argument_types(model: str | os.PathLike[str], keys: Any) -> None:
+    """Wrong types and a missing model are refused before any work (TypeError / UsageError)."""
+    if not isinstance(model, (str, os.PathLike)):
+        raise TypeError(f"model must be a path, not {type(model).__name__}")
+    if not Path(model).exists():
+        raise UsageError(f"model {model} does not exist", hint="pass the model directory or file")
+    if keys is not None and not isinstance(keys, (PublicKey, str, os.PathLike, Iterable)):
+        raise TypeError(f"keys must be a PublicKey, a path, or several of them, not {type(keys).__name__}")
 
 
 def _keys(keys: KeysArg | None) -> list[PublicKey]:
@@ -319,7 +360,7 @@ def verify_bundle(signature: SignatureArg, keys: KeysArg | None, policy: Policy,
 
 def verify(
     model: str | os.PathLike[str],
-    signature: SignatureArg | Sequence[SignatureArg],
+    signature: SignatureArg | Sequence[SignatureArg] | None = None,
     keys: KeysArg | None = None,
     *,
     policy: Policy,
@@ -338,6 +379,8 @@ def verify(
     Args:
         model: the model directory or file.
         signature: the bundle path, bytes or parsed bundle; or several (a hybrid release): each must verify.
+            Default: as the CLI, ``MODEL/model.sig`` (and ``model.pq.sig`` when present, see
+            :func:`default_signatures`).
         keys: trusted public key(s), for key-signed bundles.
         policy: the verification policy (required): :class:`~qsafe.policy.VerificationPolicy` (PQ required by
             default) or a composition with :class:`~qsafe.policy.Identity` etc.
@@ -361,8 +404,12 @@ def verify(
         FormatError: malformed bundle or evidence (3). SignatureError: bad signature, wrong key, untrusted
         chain (10). PolicyError: refused by policy (11). ModelMismatchError: the model changed (12).
         AttestationError: the model evidence is missing, refused or too weak for ``evidence_policy`` (15).
-        InvalidInputError: refused symlink or special file in the model (2). UsageError: missing trust input (2).
+        InvalidInputError: refused symlink or special file in the model (2). UsageError: missing trust input, a
+        missing model or no signature (2). TypeError: an argument of the wrong type. All before any hashing.
     """
+    check_argument_types(model, keys)
+    if signature is None:
+        signature = default_signatures(model, keys=keys, certificate_roots=certificate_roots, policy=policy)
     pol = _model_policy(evidence_policy)  # a wrong policy is refused before hashing
     if evaluations and evaluator_keys is None:
         raise UsageError("model evidence needs the evaluator's public key", hint="pass --evaluator-key PUB")

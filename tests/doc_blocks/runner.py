@@ -38,7 +38,7 @@ ALL_PYTHON_RUN = frozenset({"docs/api.md"})
 _FENCE = re.compile(r"^(?P<indent> {0,3}|\s*)(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 _DIRECTIVE = re.compile(r"^\s*<!--\s*doctest:(?P<body>.*?)-->\s*$")
 _DIRECTIVE_START = re.compile(r"<!--\s*doctest\b")
-_KEYS = frozenset({"setup", "exit", "expect", "timeout", "slow", "skip", "reason"})
+_KEYS = frozenset({"setup", "exit", "expect", "timeout", "slow", "skip", "reason", "run"})
 
 
 def _setups() -> dict[str, Any]:
@@ -90,7 +90,7 @@ def _parse_directive(body: str, where: str) -> dict[str, object]:
         key, sep, value = word.partition("=")
         if key not in _KEYS:
             raise DocSyntaxError(f"{where}: unknown doctest key {key!r} (known: {', '.join(sorted(_KEYS))})")
-        if key in ("slow", "skip"):
+        if key in ("slow", "skip", "run"):
             if sep:
                 raise DocSyntaxError(f"{where}: {key} takes no value (use skip reason=\"…\")")
             out[key] = True
