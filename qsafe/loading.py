@@ -84,8 +84,10 @@ class LoadedModel:
             a = self.attestation
             gate = (f"attestation={'allow' if a.allowed else 'deny'} by {a.policy_name!r} "
                     f"({a.freshness.get('mode', '?')})")
-        return (f"LoadedModel({len(self.tensors)} tensors, {count:,} values, {self.framework}, files={self.files}, "
-                f"digest={self.model_digest[:19]}…, key_id={self.key_id[:19]}…, {gate})")
+        sources = ", ".join(self.tensor_files[:3]) + (", …" if len(self.tensor_files) > 3 else "")
+        return (f"LoadedModel({len(self.tensors)} tensors, {count:,} values, {self.framework}, from {sources}; "
+                f"{len(self.verified_files)} files verified, digest={self.model_digest[:19]}…, "
+                f"key_id={self.key_id[:19]}…, {gate})")
 
 
 def _framework(requested: str | None) -> str:

@@ -93,7 +93,7 @@ def test_reprs_are_one_line(signed_model: Path, release_keys: tuple[Path, Path])
                               framework="numpy")
     text = repr(loaded)
     assert "\n" not in text and len(text) < 300, text
-    assert text.startswith("LoadedModel(2 tensors, 68 values, numpy, files=['model.safetensors']")
+    assert text.startswith("LoadedModel(2 tensors, 68 values, numpy, from model.safetensors; 2 files verified, ")
     assert text.endswith("attestation=allow by 'nvidia-hopper-cc' (challenge))")
     skipped = qsafe.load_model(signed_model, keys=release_keys[1], unsafe_skip_attestation=True, framework="numpy")
     assert "attestation=SKIPPED (unsafe)" in repr(skipped)
