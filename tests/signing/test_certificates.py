@@ -260,10 +260,29 @@ def test_policy_composition_rules() -> None:
 
 def test_pki_writes_keys_protected_by_default(tmp_path: Path, cli: Any) -> None:
     r = cli(["pki", "init-ca", "--out", tmp_path / "ca", "--subject", "CN=CA"],
-            env={"QSAFE_PASSPHRASE": "correct horse"})
+            env={"QSAFE_PASSPHRASE": "correct horse", "QSAFE_SCRYPT_WORK_FACTOR": "10"})
     assert r.exit_code == 0, r.stderr
     assert keys.is_protected_key_file(tmp_path / "ca.key")
     _, pub = write_keypair(keys.generate("ml-dsa-65"), tmp_path / "rel")
     r = cli(["pki", "issue", "--ca", tmp_path / "ca.pem", "--ca-key", tmp_path / "ca.key", "--public-key", pub,
              "--subject", "CN=rel", "--out", tmp_path / "rel.pem"], env={"QSAFE_PASSPHRASE": "wrong"})
     assert r.exit_code == 4
+
+
+def test_cli_refuses_bad_trust_inputs(tmp_path: Path, cli: Any, ca: tuple[keys.PrivateKey, x509.Certificate],
+                                      signer: tuple[keys.PrivateKey, x509.Certificate]) -> None:
+    key, cert = signer
+    model = make_model(tmp_path / "model")
+    qsafe.sign(model, key, certificates=[cert])
+    (tmp_path / "not-pem.pem").write_text("hello\n")
+    r = cli(["verify", model, "--certificate-chain", tmp_path / "not-pem.pem"])
+    assert r.exit_code == 4 and "no PEM certificate" in r.stderr
+    r = cli(["verify", model, "--certificate-chain", tmp_path / "not-pem.pem", "--require", "quantum"])
+    assert r.exit_code == 2 and "unknown requirement" in r.stderr
+    _, pub = write_keypair(key, tmp_path / "k")
+    r = cli(["verify", model, "--key", pub])  # a certificate bundle needs its trust anchor, not the key
+    assert r.exit_code == 2 and "--certificate-chain" in r.stderr
+    r = cli(["verify", model, "--certificate-chain", tmp_path / "not-pem.pem", "--at", "yesterday"])
+    assert r.exit_code == 2 and "--at" in r.stderr
+    r = cli(["sign", model, "--sigstore", "--certificate", tmp_path / "x.pem"])
+    assert r.exit_code == 2

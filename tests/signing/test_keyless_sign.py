@@ -105,7 +105,6 @@ def test_keyless_round_trip_api(tmp_path: Path, mock_sigstore: Path) -> None:
     (model / "config.json").write_text('{"hidden": 9}\n')
     with pytest.raises(ModelMismatchError):
         qsafe.verify(model, model / "model.sig", policy=_keyless_policy(), trust_root=root)
-    assert _model_signing_verify(model, model / "model.sig", mock_sigstore).returncode != 0
 
 
 def test_keyless_cli(tmp_path: Path, mock_sigstore: Path, cli: Any) -> None:
