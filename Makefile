@@ -31,10 +31,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check $(TORCH) -e '.[dev]'
 	@touch $@
 
-# Interop peers the tests talk to: Debian's age, the npm age-encryption package, and Sigstore's mock services
-# (@sigstore/mock, served on loopback by tests/interop/sigstore/server.mjs).
+# Interop peers the tests talk to: Debian's age, SoftHSM (a PKCS#11 token for model-signing's pkcs11 signers),
+# the npm age-encryption package, and Sigstore's mock services (@sigstore/mock, served on loopback by
+# tests/interop/sigstore/server.mjs).
 peers:
-	@command -v age >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq age; }
+	@command -v age >/dev/null 2>&1 && command -v softhsm2-util >/dev/null 2>&1 || \
+	  { apt-get update -qq && apt-get install -y -qq age softhsm2; }
 	@for d in $(NODEDIRS); do \
 	  if [ -f $$d/package.json ] && [ ! -d $$d/node_modules ]; then \
 	    (cd $$d && npm ci --no-audit --no-fund --loglevel=error) || exit 1; fi; done
