@@ -49,6 +49,7 @@ __all__ = [
     "KeylessResult",
     "TrustRoot",
     "bundle_log_entries",
+    "check_identity_token",
     "find_identity_token",
     "sign_keyless",
     "verify_keyless",
@@ -302,6 +303,24 @@ def find_identity_token(token_file: str | os.PathLike[str] | None = None) -> str
         return str(ambient)
     raise UsageError("keyless signing needs an OIDC identity token",
                      hint=f"run in CI with OIDC enabled, set ${IDENTITY_TOKEN_ENV}, or pass --identity-token-file")
+
+
+def check_identity_token(token: str) -> str:
+    """Parse an OIDC identity token as sigstore does (audience ``sigstore``, ``iss``/``sub``/``iat``/``exp``
+    present, within its validity period); returns the identity it names. Signing calls it before hashing, so an
+    expired token fails at once, not after the model was hashed.
+
+    Raises:
+        KeyFileError: the token is malformed, expired or not for the audience ``sigstore``.
+    """
+    _sigstore()
+    from sigstore.oidc import IdentityError, IdentityToken
+
+    try:
+        return str(IdentityToken(token).identity)
+    except IdentityError as exc:
+        raise KeyFileError(f"the OIDC identity token is not usable: {_first_line(exc)}",
+                           hint="tokens are short-lived; fetch a fresh one (audience 'sigstore')") from None
 
 
 def sign_keyless(payload: bytes, token: str, trust_root: TrustRoot | None = None) -> bytes:

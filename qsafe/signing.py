@@ -221,6 +221,10 @@ def sign(
     cfg = config or HashingConfig()
     if key is not None and certificates:
         _check_certificate(key, certificates)  # before any hashing
+    if sigstore_token is not None:
+        from qsafe.keyless import check_identity_token
+
+        check_identity_token(sigstore_token)  # an expired token fails now, not after hashing
     for t in targets:
         rel = _relative_inside(t, root) if root.is_dir() else None
         if rel is not None and rel not in cfg.ignore_paths:
