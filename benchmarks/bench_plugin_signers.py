@@ -13,6 +13,7 @@ Needs the plugin (make plugins). Numbers taken while other processes load the CP
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -30,38 +31,54 @@ ALGORITHMS = [("ml-dsa-65", 1), ("falcon-512", 1), ("falcon-1024", 1), ("slh-dsa
               ("ml-dsa-65-slh-dsa-sha2-128s", 10)]
 
 
-def median_ms(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(max(3, repeat)):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+class Case:
+    """One algorithm's three operations, timed round-robin with the others (load drift hits every row alike)."""
+
+    def __init__(self, name: str, generate: Callable[[], Any], rounds: int) -> None:
+        self.name, self.generate, self.rounds = name, generate, rounds
+        self.private = generate()
+        self.public = self.private.public_key() if hasattr(self.private, "public_key") else self.private.public()
+        self.signature = self.private.sign(MESSAGE, CONTEXT)
+        self.times: dict[str, list[float]] = {"keygen": [], "sign": [], "verify": []}
+
+    def run_once(self) -> None:
+        for op, fn in (("keygen", self.generate), ("sign", lambda: self.private.sign(MESSAGE, CONTEXT)),
+                       ("verify", lambda: self.public.verify(self.signature, MESSAGE, CONTEXT))):
+            start = time.perf_counter()
+            fn()
+            self.times[op].append((time.perf_counter() - start) * 1000)
+
+    def row(self) -> dict[str, Any]:
+        der = self.public.to_der() if hasattr(self.public, "to_der") else self.public.spki_der()
+        return {"algorithm": self.name, **{f"{op}_ms": statistics.median(t) for op, t in self.times.items()},
+                "rounds": len(self.times["sign"]), "signature_bytes": len(self.signature),
+                "public_key_bytes": len(der)}
 
 
-def row(name: str, private: Any, generate: Callable[[], object], repeat: int) -> dict[str, Any]:
-    public = private.public_key() if hasattr(private, "public_key") else private.public()
-    signature = private.sign(MESSAGE, CONTEXT)
-    return {
-        "algorithm": name,
-        "keygen_ms": median_ms(generate, repeat),
-        "sign_ms": median_ms(lambda: private.sign(MESSAGE, CONTEXT), repeat),
-        "verify_ms": median_ms(lambda: public.verify(signature, MESSAGE, CONTEXT), repeat * 4),
-        "signature_bytes": len(signature),
-        "public_key_bytes": len(public.to_der() if hasattr(public, "to_der") else public.spki_der()),
-    }
+class PqcryptoCase(Case):
+    """SLH-DSA through pqcrypto 1.0.0 (Rust): the peer implementation, same message and context."""
 
+    def __init__(self, name: str, rounds: int) -> None:
+        import importlib
 
-def pqcrypto_row(name: str, repeat: int) -> dict[str, Any]:
-    import importlib
+        mod: Any = importlib.import_module("pqcrypto.sign." + name.replace("-", "_"))
+        self.mod, self.name, self.rounds = mod, f"{name} (pqcrypto peer)", rounds
+        self.pk, self.sk = mod.keygen()
+        self.signature = mod.sign(self.sk, MESSAGE, context=CONTEXT)
+        self.times = {"keygen": [], "sign": [], "verify": []}
 
-    mod: Any = importlib.import_module("pqcrypto.sign." + name.replace("-", "_"))
-    pk, sk = mod.keygen()
-    signature = mod.sign(sk, MESSAGE, context=CONTEXT)
-    return {"algorithm": f"{name} (pqcrypto peer)", "keygen_ms": median_ms(mod.keygen, repeat),
-            "sign_ms": median_ms(lambda: mod.sign(sk, MESSAGE, context=CONTEXT), repeat),
-            "verify_ms": median_ms(lambda: mod.verify(pk, MESSAGE, signature, context=CONTEXT), repeat * 4),
-            "signature_bytes": len(signature), "public_key_bytes": len(pk)}
+    def run_once(self) -> None:
+        mod = self.mod
+        for op, fn in (("keygen", mod.keygen), ("sign", lambda: mod.sign(self.sk, MESSAGE, context=CONTEXT)),
+                       ("verify", lambda: mod.verify(self.pk, MESSAGE, self.signature, context=CONTEXT))):
+            start = time.perf_counter()
+            fn()
+            self.times[op].append((time.perf_counter() - start) * 1000)
+
+    def row(self) -> dict[str, Any]:
+        return {"algorithm": self.name, **{f"{op}_ms": statistics.median(t) for op, t in self.times.items()},
+                "rounds": len(self.times["sign"]), "signature_bytes": len(self.signature),
+                "public_key_bytes": len(self.pk)}
 
 
 def main() -> None:
@@ -69,16 +86,21 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = parser.parse_args()
-    rows = []
+    cases: list[Case] = []
     for name, divisor in ALGORITHMS:
         n = max(3, args.repeat // divisor)
-        rows.append(row(name, keys.generate(name), lambda a=name: keys.generate(a), n))
+        cases.append(Case(name, functools.partial(keys.generate, name), n))
         if name == "ml-dsa-65":
             from qsafe_liboqs.mldsa import ML_DSA_65
 
-            rows.append(row("ml-dsa-65 (liboqs peer)", ML_DSA_65.generate(), ML_DSA_65.generate, n))
+            cases.append(Case("ml-dsa-65 (liboqs peer)", ML_DSA_65.generate, n))
         if name in ("slh-dsa-sha2-128f", "slh-dsa-sha2-128s", "slh-dsa-shake-256s"):
-            rows.append(pqcrypto_row(name, n))
+            cases.append(PqcryptoCase(name, n))
+    for round_ in range(max(c.rounds for c in cases)):  # round-robin: every row sees the same load drift
+        for case in cases:
+            if round_ < case.rounds:
+                case.run_once()
+    rows = [c.row() for c in cases]
     base = rows[0]
     for r in rows:
         for k in ("keygen", "sign", "verify"):
@@ -87,8 +109,8 @@ def main() -> None:
     if args.json:
         print(json.dumps({"load_average": load, "repeat": args.repeat, "rows": rows}, indent=2))
         return
-    print(f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; medians over {args.repeat} (fewer for slow rows); "
-          "x = ratio to ML-DSA-65 (cryptography) in this run")
+    print(f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; medians over {args.repeat} rounds (fewer for slow "
+          "rows), all rows round-robin; x = ratio to ML-DSA-65 (cryptography) in this run")
     print(f"{'algorithm':36} {'keygen ms':>10} {'x':>7} {'sign ms':>10} {'x':>7} {'verify ms':>10} {'x':>7} "
           f"{'sig B':>7} {'pk B':>6}")
     for r in rows:

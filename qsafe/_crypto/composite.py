@@ -67,7 +67,6 @@ COMPOSITES: dict[str, CompositeParams] = {
 }
 
 
-
 class CompositePublicKey:
     """A composite verification key; ``verify`` raises InvalidSignature unless both halves verify."""
 
