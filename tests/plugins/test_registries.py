@@ -244,3 +244,30 @@ def test_attest_verifiers_lists_the_registry(cli: Callable[..., Any]) -> None:
     assert rows["software"]["signed"] is False and rows["tdx"]["from"] == "qsafe"
     text = cli(["attest", "verifiers"])
     assert text.exit_code == 0 and "sev-snp" in text.stdout and "snp.*" in text.stdout
+
+
+def test_verifying_a_builtin_bundle_loads_no_plugin(tmp_path: Path) -> None:
+    """The built-in fast path: an ML-DSA key and bundle are resolved from qsafe's own entries, so no installed
+    plugin module is imported (and no other distribution's metadata is scanned) on `qsafe verify`."""
+    key = keys.generate("ml-dsa-65")
+    keys.write_key_pair(key, tmp_path / "k", None)
+    (tmp_path / "m.bin").write_bytes(b"weights")
+    code = textwrap.dedent(f"""
+        import sys
+        from importlib import metadata
+        from qsafe.cli import main
+        scans = []
+        real = metadata.entry_points
+        metadata.entry_points = lambda **kw: scans.append(kw) or real(**kw)
+        for args in (["sign", {str(tmp_path / "m.bin")!r}, "--key", {str(tmp_path / "k.key")!r}],
+                     ["verify", {str(tmp_path / "m.bin")!r}, "--key", {str(tmp_path / "k.pub")!r}]):
+            try:
+                main(args)
+            except SystemExit as e:
+                assert e.code == 0, e.code
+        plugin_modules = sorted(m for m in sys.modules if m.startswith(("qsafe_", "toy_")))
+        print("PLUGINS", plugin_modules, "SCANS", len(scans))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "PLUGINS [] SCANS 0" in proc.stdout
