@@ -83,7 +83,7 @@ def oqs() -> ModuleType:
             os.environ["OQS_INSTALL_PATH"] = str(path.parent.parent)
         try:
             with contextlib.redirect_stdout(io.StringIO()):
-                import oqs as module
+                import oqs as module  # guard: only after require() found and loaded liboqs
         except ImportError as exc:
             raise MissingDependencyError(f"liboqs-python is not installed: {exc}",
                                          hint="pip install liboqs-python==0.16.0.1") from exc
