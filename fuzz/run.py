@@ -34,7 +34,7 @@ def run_one(name: str, seconds: int | None, runs: int | None, extra: list[str]) 
     corpus, seeds, artifacts = FUZZ / "corpus" / name, FUZZ / "seeds" / name, FUZZ / "artifacts" / name
     corpus.mkdir(parents=True, exist_ok=True)
     artifacts.mkdir(parents=True, exist_ok=True)
-    log = FUZZ / "logs" / f"{name}.log"
+    log = FUZZ / "logs" / f"{name}.{time.strftime('%Y%m%dT%H%M%S')}.log"  # one per run: --report sums them
     log.parent.mkdir(exist_ok=True)
     budget = [f"-max_total_time={seconds}"] if seconds else []
     budget += [f"-runs={runs}"] if runs else []
@@ -43,14 +43,32 @@ def run_one(name: str, seconds: int | None, runs: int | None, extra: list[str]) 
     start = time.monotonic()
     with open(log, "wb") as out:
         rc = subprocess.call(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    return summarize(name, log, rc, round(time.monotonic() - start))
+
+
+def summarize(name: str, log: Path, rc: int, seconds: int) -> dict[str, object]:
+    """The figures of one libFuzzer log: executions, last cov/ft, corpus size, peak RSS, crash files."""
+    corpus, artifacts = FUZZ / "corpus" / name, FUZZ / "artifacts" / name
     text = log.read_text(errors="replace")
     last = _DONE.findall(text)
     stats = dict(_STAT.findall(text))
     crashes = sorted(p.name for p in artifacts.iterdir())
-    return {"harness": name, "rc": rc, "seconds": round(time.monotonic() - start),
+    return {"harness": name, "rc": rc, "seconds": seconds,
             "executions": int(stats.get("number_of_executed_units", 0)), "cov": int(last[-1][1]) if last else 0,
-            "ft": int(last[-1][2]) if last else 0, "corpus": len(list(corpus.iterdir())),
+            "ft": int(last[-1][2]) if last else 0, "corpus": int(last[-1][3]) if last else len(list(corpus.iterdir())),
             "peak_rss_mb": int(stats.get("peak_rss_mb", 0)), "new_crash_files": crashes, "log": str(log)}
+
+
+def report(names: list[str]) -> list[dict[str, object]]:
+    """Every run so far of each harness (its logs in fuzz/logs): total executions, latest coverage and corpus."""
+    rows = []
+    for name in names:
+        runs = [summarize(name, log, 0, 0) for log in sorted((FUZZ / "logs").glob(f"{name}.*.log"))]
+        if not runs:
+            continue
+        rows.append({**runs[-1], "runs": len(runs), "executions": sum(int(r["executions"]) for r in runs),  # type: ignore[call-overload]
+                     "peak_rss_mb": max(int(r["peak_rss_mb"]) for r in runs)})  # type: ignore[call-overload]
+    return rows
 
 
 def main() -> None:
@@ -61,8 +79,18 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="harnesses fuzzed at once")
     parser.add_argument("--json", type=Path, help="also write the summary here")
     parser.add_argument("--libfuzzer", default="", help="extra libFuzzer flags, space separated")
+    parser.add_argument("--report", action="store_true", help="fuzz nothing: sum every logged run per harness")
     args = parser.parse_args()
     names = args.names or list(HARNESSES)
+    if args.report:
+        rows = report(names)
+        print(f"{'harness':14} {'runs':>4} {'execs':>10} {'cov':>6} {'ft':>7} {'corpus':>7} {'rss MB':>6}  crash files")
+        for r in rows:
+            print(f"{r['harness']:14} {r['runs']:>4} {r['executions']:>10} {r['cov']:>6} {r['ft']:>7} {r['corpus']:>7} "
+                  f"{r['peak_rss_mb']:>6}  {' '.join(r['new_crash_files']) or '-'}")  # type: ignore[arg-type]
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=2) + "\n")
+        return
     unknown = set(names) - {*HARNESSES, "selftest"}
     if unknown:
         parser.error(f"unknown harness(es): {', '.join(sorted(unknown))}")
