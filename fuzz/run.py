@@ -28,6 +28,22 @@ from fuzz.harnesses import HARNESSES
 
 _DONE = re.compile(r"#(\d+)\s+(?:DONE|INITED|NEW|REDUCE|pulse)\s+cov: (\d+) ft: (\d+) corp: (\d+)/(\S+)")
 _STAT = re.compile(r"stat::(\w+):\s+(\d+)")
+# libFuzzer dictionaries (fuzz/dicts/*.dict) per harness: format tokens the mutator splices in.
+DICTS = {"bundle": ("json", "bundle"), "safetensors": ("json", "safetensors"), "age": ("age",), "tar": ("tar",),
+         "fl_update": ("json", "fl"), "fl_aggregate": ("json", "fl"), "he_context": ("json", "fl"),
+         "evidence": ("json", "evidence"), "tdx": ("json", "evidence"), "policy": ("json", "policy"),
+         "audit_log": ("json", "audit_log"), "keys": ("keys",), "model_evidence": ("json", "model_evidence"),
+         "result": ("json", "result")}
+
+
+def _dictionary(name: str) -> list[str]:
+    parts = DICTS.get(name, ())
+    if not parts:
+        return []
+    merged = FUZZ / "logs" / f"{name}.dict"
+    merged.parent.mkdir(exist_ok=True)
+    merged.write_text("".join((FUZZ / "dicts" / f"{p}.dict").read_text() for p in parts))
+    return [f"-dict={merged}"]
 
 
 def run_one(name: str, seconds: int | None, runs: int | None, extra: list[str]) -> dict[str, object]:
@@ -39,7 +55,8 @@ def run_one(name: str, seconds: int | None, runs: int | None, extra: list[str]) 
     budget = [f"-max_total_time={seconds}"] if seconds else []
     budget += [f"-runs={runs}"] if runs else []
     cmd = [sys.executable, "-m", "fuzz", name, *budget, "-timeout=10", "-rss_limit_mb=256", "-print_final_stats=1",
-           f"-artifact_prefix={artifacts}/", *extra, str(corpus), str(seeds)]
+           f"-artifact_prefix={artifacts}/", *_dictionary(name), *extra, str(corpus),
+           *([str(seeds)] if seeds.is_dir() else [])]
     start = time.monotonic()
     with open(log, "wb") as out:
         rc = subprocess.call(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
