@@ -27,7 +27,7 @@ __all__ = ["LEGACY_MODEL_NAME", "LEGACY_PREDICATE_TYPE", "manifest_from_statemen
 LEGACY_PREDICATE_TYPE = "https://model_signing/Digests/v0.1"
 LEGACY_MODEL_NAME = "compat-undefined-not-present"  # what model-signing calls a v0.2 manifest's model
 _LEGACY_ALGORITHM = "file-sha256"
-_HEX = re.compile(r"^[0-9a-f]+$")
+_HEX = re.compile(r"[0-9a-f]+")  # used with fullmatch: `$` would also match before a final newline
 _DIGEST_BYTES = {"sha256": 32, "blake3": 32, "blake2b": 64}
 
 
@@ -40,13 +40,13 @@ def _obj(value: Any, what: str) -> dict[str, Any]:
 def _parse_tensors(value: Any) -> SafetensorsDigests:
     doc = _obj(value, "safetensors annotation")
     header, tensors = doc.get("header"), doc.get("tensors")
-    if not isinstance(header, str) or not _HEX.match(header) or not isinstance(tensors, list):
+    if not isinstance(header, str) or not _HEX.fullmatch(header) or not isinstance(tensors, list):
         raise FormatError("safetensors annotation needs a hex header digest and a tensors list")
     out: list[TensorDigest] = []
     for t in tensors:
         t = _obj(t, "tensor entry")
         name, dtype, shape, digest = t.get("name"), t.get("dtype"), t.get("shape"), t.get("digest")
-        if not (isinstance(name, str) and isinstance(dtype, str) and isinstance(digest, str) and _HEX.match(digest)
+        if not (isinstance(name, str) and isinstance(dtype, str) and isinstance(digest, str) and _HEX.fullmatch(digest)
                 and isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
                                                     for d in shape)):
             raise FormatError("malformed tensor entry in safetensors annotation")
@@ -59,7 +59,7 @@ def _parse_tensors(value: Any) -> SafetensorsDigests:
 def _parse_resource(r: Any, serialization: Serialization) -> Resource:
     r = _obj(r, "resource")
     name, alg, digest = r.get("name"), r.get("algorithm"), r.get("digest")
-    if not (isinstance(name, str) and isinstance(alg, str) and isinstance(digest, str) and _HEX.match(digest)):
+    if not (isinstance(name, str) and isinstance(alg, str) and isinstance(digest, str) and _HEX.fullmatch(digest)):
         raise FormatError("each resource needs string name, algorithm and hex digest")
     base = serialization.hash_type
     if alg != base and alg != f"{base}-sharded-{serialization.shard_size}":
@@ -86,7 +86,7 @@ def _legacy_manifest(statement: dict[str, Any]) -> Manifest:
         algorithm = _obj(annotations, "subject annotations").get("actual_hash_algorithm", _LEGACY_ALGORITHM)
         if algorithm != _LEGACY_ALGORITHM:
             raise FormatError(f"Digests/v0.1 subject {name!r} uses {algorithm!r}; only {_LEGACY_ALGORITHM} is known")
-        if not (isinstance(name, str) and isinstance(digest, str) and _HEX.match(digest) and len(digest) == 64):
+        if not (isinstance(name, str) and isinstance(digest, str) and _HEX.fullmatch(digest) and len(digest) == 64):
             raise FormatError("each Digests/v0.1 subject needs a name and a hex sha256 digest")
         resources.append(Resource(name, "sha256", digest))
     serialization = Serialization("files", "sha256", False, None, GIT_PATHS)

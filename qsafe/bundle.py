@@ -74,7 +74,7 @@ def default_signature_path(model: str | Path) -> Path:
     """``model.sig`` inside a model directory, or beside a single-file model (model-signing's default name)."""
     p = Path(model)
     return p / DEFAULT_SIGNATURE_NAME if p.is_dir() else p.parent / DEFAULT_SIGNATURE_NAME
-_HEX = re.compile(r"^[0-9a-f]+$")
+_HEX = re.compile(r"[0-9a-f]+")  # used with fullmatch: `$` would also match before a final newline
 # Sigstore bundle media types the sigstore library reads (keyless bundles); key and certificate bundles are v0.3.
 _KEYLESS_MEDIA_TYPES = frozenset({
     SIGSTORE_BUNDLE_MEDIA_TYPE,
@@ -239,7 +239,7 @@ def parse_bundle(data: bytes, *, what: str = "signature file") -> Bundle:
     if kind == KIND_KEY:
         public_key = _obj(material["publicKey"], "verificationMaterial.publicKey", _PUBLIC_KEY)
         hint, details = public_key.get("hint"), public_key.get("keyDetails")
-        if hint is not None and not (isinstance(hint, str) and (hint == "" or _HEX.match(hint))):
+        if hint is not None and not (isinstance(hint, str) and (hint == "" or _HEX.fullmatch(hint))):
             raise FormatError("bundle publicKey.hint must be a hex string")
         if details is not None and not isinstance(details, str):
             raise FormatError("bundle publicKey.keyDetails must be a string")

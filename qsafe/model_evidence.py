@@ -65,7 +65,7 @@ PREFIX = _labels.MODEL_EVIDENCE_CLAIM_PREFIX
 MAX_EVIDENCE_BYTES = 16 * 1024 * 1024
 _MAX_CLAIMS = 100_000
 _MAX_DEPTH = 32
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")  # fullmatch: `$` would accept a final newline
 _ENVELOPE_FIELDS = frozenset({"payloadType", "payload", "signatures"})
 _STATEMENT_FIELDS = frozenset({"_type", "subject", "predicateType", "predicate"})
 
@@ -212,7 +212,7 @@ register_claim_extractor(ROBUSTNESS_EVALUATION, _robustness_claims)
 
 # --- making and reading envelopes -------------------------------------------------------------------------------
 def _check_digest(model_digest: str) -> str:
-    if not isinstance(model_digest, str) or not _DIGEST.match(model_digest):
+    if not isinstance(model_digest, str) or not _DIGEST.fullmatch(model_digest):
         raise UsageError(f"a model digest is 'sha256:' and 64 lower-case hex digits, not {model_digest!r}",
                          hint="take it from `qsafe sign --json` (root_digest) or LoadedModel.model_digest")
     return model_digest

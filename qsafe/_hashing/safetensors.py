@@ -29,7 +29,7 @@ from qsafe.errors import FormatError, InvalidInputError
 MAX_HEADER_BYTES = 100_000_000
 MAX_NDIM = 64
 MAX_TENSORS = 1_000_000
-_DTYPE_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,15}$")
+_DTYPE_RE = re.compile(r"[A-Z][A-Z0-9_]{0,15}")  # fullmatch: `$` would accept "F32\n"
 
 # Bits per element of the dtypes safetensors defines; an unknown (future) dtype skips the size check only.
 DTYPE_BITS: dict[str, int] = {
@@ -80,7 +80,7 @@ def _check_entry(name: str, entry: Any, data_start: int, data_len: int) -> Tenso
     if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
         raise FormatError(f"safetensors header: tensor {name!r} must have exactly dtype, shape, data_offsets")
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-    if not isinstance(dtype, str) or not _DTYPE_RE.match(dtype):
+    if not isinstance(dtype, str) or not _DTYPE_RE.fullmatch(dtype):
         raise FormatError(f"safetensors header: tensor {name!r} has an invalid dtype")
     if not isinstance(shape, list) or len(shape) > MAX_NDIM:
         raise FormatError(f"safetensors header: tensor {name!r} has an invalid shape")
