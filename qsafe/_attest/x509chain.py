@@ -42,7 +42,7 @@ def load_pem_chain(data: bytes) -> list[x509.Certificate]:
             raise FormatError(f"malformed PEM certificate chain: {exc}") from exc
     if not certs:
         raise FormatError("empty certificate chain")
-    return certs
+    return _parsed(certs)
 
 
 def load_der_or_pem(data: bytes) -> list[x509.Certificate]:
@@ -52,9 +52,20 @@ def load_der_or_pem(data: bytes) -> list[x509.Certificate]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return [x509.load_der_x509_certificate(data)]
+            return _parsed([x509.load_der_x509_certificate(data)])
         except ValueError as exc:
             raise FormatError(f"malformed DER certificate: {exc}") from exc
+
+
+def _parsed(certs: list[x509.Certificate]) -> list[x509.Certificate]:
+    """Parse now what cryptography parses lazily and qsafe reads later (extensions, names, validity), so that a
+    malformed certificate is a FormatError here, not a ValueError escaping from a later property access."""
+    for i, cert in enumerate(certs):
+        try:
+            cert.extensions, cert.subject, cert.issuer, cert.not_valid_before_utc, cert.not_valid_after_utc  # noqa: B018
+        except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+            raise FormatError(f"malformed certificate {i} in the chain: {exc}") from exc
+    return certs
 
 
 @functools.lru_cache(maxsize=16)

@@ -6,18 +6,27 @@ and the exact error class (hence exit code) is asserted.
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import io
 import json
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from qsafe import model_evidence
+from qsafe._attest.x509chain import load_der_or_pem, load_pem_chain
 from qsafe._hashing.safetensors import read_header
+from qsafe.attestation.appraisal import appraise
+from qsafe.attestation.evidence import load_evidence
+from qsafe.attestation.policy import load_policy
 from qsafe.bundle import manifest_from_statement
 from qsafe.errors import FormatError, UsageError
 
-VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "fuzz"
+ROOT = Path(__file__).resolve().parents[2]
+VECTORS = ROOT / "tests" / "vectors" / "fuzz"
+AT = dt.datetime(2025, 6, 1, tzinfo=dt.timezone.utc)
 
 
 def test_resource_digest_with_a_final_newline_is_a_format_error() -> None:
@@ -51,3 +60,26 @@ def test_safetensors_dtype_with_a_final_newline_is_a_format_error() -> None:
 def test_model_digest_with_a_final_newline_is_refused() -> None:
     with pytest.raises(UsageError, match="model digest"):
         model_evidence.statement_for("sha256:" + "ab" * 32 + "\n", model_evidence.ROBUSTNESS_EVALUATION, {})
+
+
+def test_certificate_with_a_malformed_extension_in_evidence_is_a_format_error() -> None:
+    # The fuzzer changed bytes inside a certificate extension of the SEV-SNP chain. cryptography parses extensions
+    # lazily, so the chain loaded and verify_chain's BasicConstraints lookup raised ValueError (exit 1).
+    evidence = load_evidence(VECTORS / "evidence" / "snp-certificate-truncated-extension.evidence.json")
+    policy = load_policy(ROOT / "attestations" / "policies" / "amd-sev-snp.json")
+    with pytest.raises(FormatError, match="malformed certificate"):
+        appraise(evidence, policy, at=AT)
+
+
+def test_every_loader_parses_extensions_up_front() -> None:
+    # The same damage as the crasher's, in the recorded AMD ASK: the BIT STRING inside its KeyUsage extension
+    # (04 04 03 02 01 04) claims 0x35 bytes. The certificate itself still parses; only its extensions do not.
+    chain = (ROOT / "attestations" / "evidence" / "recorded" / "go-sev-guest" / "milan.testcer").read_bytes()
+    ask = load_der_or_pem(chain)[0].public_bytes(Encoding.DER)
+    at = ask.index(bytes.fromhex("0603551d0f0101ff04040302")) + 8
+    broken = ask[: at + 3] + b"\x35" + ask[at + 4 :]
+    with pytest.raises(FormatError, match="malformed"):
+        load_der_or_pem(broken)
+    pem = b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(broken) + b"-----END CERTIFICATE-----\n"
+    with pytest.raises(FormatError, match="malformed"):
+        load_pem_chain(pem)
