@@ -26,7 +26,7 @@ MAX_FILE_BYTES = 64 << 20
 
 def _load(name: str):  # type: ignore[no-untyped-def]
     with atheris.instrument_imports(include=["qsafe", *getattr_default(name)]):
-        from qsafe.errors import QsafeError
+        from qsafe.errors import MissingDependencyError, QsafeError
 
         module = importlib.import_module(f"fuzz.harnesses.{name}")
         for seed in sorted((SEEDS / name).glob("*")):  # warm-up: lazy imports happen here, instrumented
@@ -41,6 +41,8 @@ def _load(name: str):  # type: ignore[no-untyped-def]
     def test_one_input(data: bytes) -> None:
         try:
             module.test_one_input(data)
+        except MissingDependencyError:
+            raise  # the environment, not the input: the harness would test nothing (reinstall qsafe[dev])
         except QsafeError:
             pass
         except BaseException as exc:
