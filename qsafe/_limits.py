@@ -8,6 +8,8 @@ A limit is a refusal (exit 3, :class:`~qsafe.errors.FormatError`), never a trunc
 from __future__ import annotations
 
 __all__ = [
+    "ARCHIVE_MAX_DEPTH",
+    "ARCHIVE_MAX_NAME_BYTES",
     "AUDIT_LINE_MAX_BYTES",
     "BUNDLE_MAX_BYTES",
     "CERTIFICATE_CHAIN_MAX_LENGTH",
@@ -66,6 +68,12 @@ MODEL_MAX_FILES = 100_000
 #: The load gate keeps the verified bytes of each non-tensor file up to this size (config, tokenizer,
 #: vocabulary); larger files are verified by a streaming hash and not kept in memory.
 LOAD_KEEP_MAX_BYTES = 64 << 20
+
+# --- directory archives (qsafe decrypt --extract) -------------------------------------------------------------
+#: Folders an archive entry may be nested in (as for model folders).
+ARCHIVE_MAX_DEPTH = 64
+#: Bytes of an archive entry's path.
+ARCHIVE_MAX_NAME_BYTES = 4096
 
 # --- times ----------------------------------------------------------------------------------------------------
 #: Timestamps outside [TIME_MIN_YEAR, TIME_MAX_YEAR) are format errors: arithmetic on them cannot overflow.

@@ -5,6 +5,7 @@ Each ciphertext travels as one serialized TenSEAL vector holding exactly one SEA
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -70,9 +71,60 @@ def load_context(data: bytes, params: SchemeParams, *, secret: bool) -> Any:
         raise FormatError("the HE context is not the kind its file declares (public vs secret)")
     if not secret and params.norm_keys != ctx.has_galois_keys():
         raise FormatError("the public HE context's Galois keys do not match its parameters")
+    _check_parameters(ctx, params)
     if params.name == "ckks":
         ctx.global_scale = float(2 ** params.scale_bits)
     return ctx
+
+
+def _saved_parameters(parms: Any) -> bytes:
+    """SEAL's own serialization of EncryptionParameters (scheme, N, every coefficient prime, t): the bindings
+    only save to a path."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="qsafe-seal-") as tmp:
+        path = os.path.join(tmp, "parms")
+        parms.save(path)
+        with open(path, "rb") as handle:
+            return handle.read()
+
+
+def _readable(ctx: Any) -> dict[str, Any]:
+    """What the bindings show directly, for the message: N, t (BFV: from (t + 1) / 2), total coefficient bits."""
+    level = ctx.seal_context().data.key_context_data()
+    parms = level.parms()
+    scheme = str(parms.scheme()).rsplit(".", 1)[-1]
+    return {"scheme": scheme, "poly_modulus_degree": int(parms.poly_modulus_degree()),
+            "coeff_modulus_bits": int(level.total_coeff_modulus_bit_count()),
+            "plain_modulus": 2 * int(level.plain_upper_half_threshold()) - 1 if scheme == "BFV" else None}
+
+
+def _check_parameters(ctx: Any, params: SchemeParams) -> None:
+    """Refuse a context whose SEAL parameters are not exactly the ones its header declares (a forged public
+    context with another t or modulus would make clients encrypt garbage). SEAL serializes the parameters it
+    holds; they must equal the serialization of the declared ones, built the way :func:`new_context` builds them
+    (coefficient primes are a deterministic function of N and the bit sizes)."""
+    cpp = tenseal()._ts_cpp
+    try:
+        have = _saved_parameters(ctx.seal_context().data.key_context_data().parms())
+        if params.name == "bfv-packed":
+            want = cpp.bfv_parameters(params.poly_modulus_degree, params.plain_modulus,
+                                      list(params.coeff_mod_bit_sizes))
+        else:
+            want = cpp.ckks_parameters(params.poly_modulus_degree, list(params.coeff_mod_bit_sizes))
+        same = have == _saved_parameters(want)
+        readable = _readable(ctx)
+    except Exception as exc:  # noqa: BLE001 - TenSEAL's bindings raise bare errors
+        raise FormatError(f"the HE context's SEAL parameters cannot be read: {exc}") from None
+    if not same:
+        declared = {"scheme": "BFV" if params.name == "bfv-packed" else "CKKS",
+                    "poly_modulus_degree": params.poly_modulus_degree,
+                    "coeff_modulus_bits": sum(params.coeff_mod_bit_sizes),
+                    "plain_modulus": params.plain_modulus if params.name == "bfv-packed" else None}
+        diff = ", ".join(f"{k} {readable[k]} (declared {declared[k]})" for k in declared
+                         if readable[k] != declared[k]) or "coefficient primes"
+        raise FormatError(f"the HE context's TenSEAL parameters differ from its declared scheme: {diff}",
+                          hint="the context file was forged or damaged; get public.ctx from the key authority")
 
 
 def encrypt_values(flat: np.ndarray, params: SchemeParams, ctx: Any, layout: raw.RawLayout,

@@ -86,7 +86,8 @@ def layout_from_json(items: Any) -> list[TensorSpec]:
     specs, offset = [], 0
     for item in items:
         if not (isinstance(item, dict) and set(item) == {"name", "shape", "dtype", "offset"}
-                and isinstance(item["name"], str) and item["dtype"] in DTYPES and item["offset"] == offset
+                and isinstance(item["name"], str) and isinstance(item["dtype"], str) and item["dtype"] in DTYPES
+                and isinstance(item["offset"], int) and item["offset"] == offset
                 and isinstance(item["shape"], list) and len(item["shape"]) <= 16
                 and all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < _MAX_VALUES
                         for d in item["shape"])):

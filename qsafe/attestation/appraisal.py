@@ -147,6 +147,20 @@ def _freshness(results: list[ItemResult], policy: Policy, nonce: bytes | None, b
             "replayedEvidenceAccepted": weakest == "replayed", "policyAcceptsReplay": policy.unsafe}
 
 
+def _refuse_duplicate_devices(results: list[ItemResult]) -> None:
+    """A device counts once: a second verified item from the same device (the same report copied, or another
+    report of the same GPU/chip) fails, so ``evidence.count.*`` counts distinct devices and the copy denies."""
+    first: dict[tuple[str, str], ItemResult] = {}
+    for res in results:
+        if res.failed or res.device is None:
+            continue
+        seen = first.setdefault((res.prefix, res.device), res)
+        if seen is not res:
+            res.failed["device"] = (f"the same device as {seen.label} ({res.device[:40]}…): evidence of one device "
+                                    "counts once")
+            res.claims = {}
+
+
 def _lookup(res: ItemResult, key: str) -> tuple[bool, Any]:
     claims = res.claims
     if key in claims:
@@ -236,6 +250,7 @@ def appraise(
         kind = str(item.get("kind"))
         results.append(verify_item(item, counters.get(kind, 0), at, None))
         counters[kind] = counters.get(kind, 0) + 1
+    _refuse_duplicate_devices(results)
     for res in results:
         failed += [f"{res.label}.{check}: {reason}" for check, reason in res.failed.items()]
     for kind in policy.require:

@@ -14,6 +14,7 @@ kinds and prefixes from here.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -45,6 +46,7 @@ class ItemResult:
         signed: whether the claims rest on a hardware signature.
         claims: verified claims (empty when a check failed).
         passed / failed: check names; ``failed`` maps a check to the reason.
+        device: which physical device signed it (see :attr:`Outcome.device`), or None.
     """
 
     kind: str
@@ -54,6 +56,7 @@ class ItemResult:
     claims: dict[str, Any] = field(default_factory=dict)
     passed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    device: str | None = None
 
     @property
     def label(self) -> str:
@@ -62,11 +65,18 @@ class ItemResult:
 
 @dataclass
 class Outcome:
-    """What a verifier established about one item: claims (only when nothing failed), passed and failed checks."""
+    """What a verifier established about one item: claims (only when nothing failed), passed and failed checks,
+    and the identity of the device that signed it.
+
+    ``device`` names the physical device (``gpu-key:sha256:…`` of a GPU's attestation key, ``snp-chip:…`` the
+    CHIP_ID or VCEK key, ``tdx-key:sha256:…`` the platform's attestation key; a plugin uses its own prefix). The
+    appraisal counts devices, not items, and denies a second item from the same device. None for self-reports.
+    """
 
     claims: dict[str, Any] = field(default_factory=dict)
     passed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    device: str | None = None
 
 
 @runtime_checkable
@@ -112,6 +122,17 @@ def _arch(chain: list[Any]) -> str:
     return "UNKNOWN"
 
 
+_TDX_KEY_END = 48 + 584 + 4 + 64 + 64
+
+
+def _key_digest(cert: Any) -> str:
+    """``sha256:`` of a certificate's SubjectPublicKeyInfo (the device key that signed the evidence)."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return "sha256:" + hashlib.sha256(spki).hexdigest()
+
+
 def _verify_gpu(item: dict[str, Any], res: Outcome, at: dt.datetime, expected: bytes | None) -> None:
     from qsafe._attest import spdm
     from qsafe._attest.x509chain import load_pem_chain, pinned_roots
@@ -125,6 +146,7 @@ def _verify_gpu(item: dict[str, Any], res: Outcome, at: dt.datetime, expected: b
         return
     res.passed += ["cert_chain", "signature", "fwid"] + (["nonce"] if expected is not None else [])
     res.claims = {**spdm.report_claims(report), "arch": _arch(chain), "trailing_bytes": report.trailing}
+    res.device = "gpu-key:" + _key_digest(chain[0])
 
 
 def _verify_snp(item: dict[str, Any], res: Outcome, at: dt.datetime, expected: bytes | None) -> None:
@@ -141,6 +163,8 @@ def _verify_snp(item: dict[str, Any], res: Outcome, at: dt.datetime, expected: b
         return
     res.passed += ["cert_chain", "signature", "tcb"] + (["report_data"] if want is not None else [])
     res.claims = snp.report_claims(report)
+    # CHIP_ID names the chip (a guest policy can mask it to zeros: then the chip's VCEK key names it)
+    res.device = "snp-chip:" + (report.chip_id.hex() if any(report.chip_id) else _key_digest(chain[0]))
 
 
 def _verify_tdx(item: dict[str, Any], res: Outcome, at: dt.datetime, expected: bytes | None) -> None:
@@ -158,6 +182,9 @@ def _verify_tdx(item: dict[str, Any], res: Outcome, at: dt.datetime, expected: b
         res.failed[exc.check] = str(exc)
         return
     res.passed += ["quote"] + (["report_data"] if want is not None else [])
+    # quote v4: 48-byte header, 584-byte TD report, u32 signature-data length, ECDSA signature, attestation key
+    if len(quote) >= _TDX_KEY_END:
+        res.device = "tdx-key:sha256:" + hashlib.sha256(quote[_TDX_KEY_END - 64 : _TDX_KEY_END]).hexdigest()
 
 
 class _SignedVerifier:
@@ -173,7 +200,7 @@ class _SignedVerifier:
         out = Outcome()
         self._check(item, out, at, expected)
         if out.failed:
-            out.claims = {}
+            out.claims, out.device = {}, None
         return out
 
     def freshness_value(self, claims: dict[str, Any]) -> bytes | None:
@@ -272,4 +299,5 @@ def verify_item(item: dict[str, Any], index: int, at: dt.datetime, expected: byt
     v = verifier(str(item.get("kind")))
     outcome = v.verify(item, at, expected)
     return ItemResult(kind=v.kind, prefix=v.prefix, index=index, signed=v.signed,
-                      claims=dict(outcome.claims), passed=list(outcome.passed), failed=dict(outcome.failed))
+                      claims=dict(outcome.claims), passed=list(outcome.passed), failed=dict(outcome.failed),
+                      device=getattr(outcome, "device", None) if not outcome.failed else None)

@@ -26,13 +26,17 @@ def _is_protected(path: Path, what: str) -> bool:
 
 def _updates_in(directory: Path) -> list[Path]:
     """The update files of a directory (other .qfl files, such as aggregates, are skipped)."""
+    from qsafe._files import open_regular
     from qsafe._labels import FL_UPDATE_MAGIC
 
     found = []
     for path in sorted(directory.glob("*.qfl")):
-        with path.open("rb") as handle:
-            if handle.read(len(FL_UPDATE_MAGIC)) == FL_UPDATE_MAGIC:
-                found.append(path)
+        try:
+            with open_regular(path, "update") as handle:  # never blocks on a FIFO named *.qfl
+                if handle.read(len(FL_UPDATE_MAGIC)) == FL_UPDATE_MAGIC:
+                    found.append(path)
+        except FormatError:
+            found.append(path)  # the update check names it (unreadable, not a regular file)
     return found
 
 
@@ -90,9 +94,11 @@ def init(out_dir: Path, scheme: str, clip: float, max_clients: int, norm_keys: b
 @click.option("--key", "key_path", required=True, type=_EXISTING, help="The client's signing key (CLIENT.key).")
 @click.option("--round", "round_", required=True, type=click.IntRange(min=0), help="The aggregation round.")
 @click.option("-o", "--output", required=True, type=_PATH, help="Where to write the encrypted update (.qfl).")
+@click.option("--context-fingerprint", "pinned",
+              help="Refuse the context unless its fingerprint is this one (as `qsafe fl init` printed it; exit 16).")
 @_key_passphrase
 @_json_option
-def encrypt(update: Path, context_path: Path, key_path: Path, round_: int, output: Path,
+def encrypt(update: Path, context_path: Path, key_path: Path, round_: int, output: Path, pinned: str | None,
             passphrase_file: Path | None, as_json: bool) -> None:
     """Client: clip-check, encrypt and sign one update (a .safetensors file)."""
     from qsafe import keys
@@ -107,6 +113,8 @@ def encrypt(update: Path, context_path: Path, key_path: Path, round_: int, outpu
     if ctx.has_secret:
         raise KeyFileError(f"{context_path} is a secret context; clients get the public one",
                            hint="pass DIR/public.ctx: the secret context must stay with the key authority")
+    if pinned is not None:
+        ctx.require_fingerprint(pinned)
     tensors = _load_tensors(update)
     total = sum(int(t.size) for t in tensors.values())
     with progress(total, "encrypting") as advance:

@@ -217,6 +217,17 @@ def infer_round(updates: Iterable[UpdateSource], context: HEContext, allowlist: 
     return max(valid or seen or [0])
 
 
+def _check_plausible(peak: float, bound: float, nonzero_padding: int, count: int) -> None:
+    """A sum of ``count`` clipped updates has |x| <= count * clip and zero padding; a forged or damaged aggregate
+    (random ciphertexts, another key) decrypts to values far beyond. Not a proof of honesty (anyone with the
+    public context can encrypt plausible values): recompute the aggregate from the signed updates for that."""
+    if peak > bound or nonzero_padding:
+        raise HEMismatchError(
+            f"the aggregate decrypts to values no sum of {count} clipped updates can produce (peak {peak:.4g} > "
+            f"{bound:.4g}, {nonzero_padding} non-zero padding value(s)): it was forged or damaged; nothing was written",
+            hint="recompute it from the signed updates (--recompute-from DIR --clients KEYS) before trusting it")
+
+
 def decrypt_aggregate(agg: EncryptedAggregate, context: HEContext, *, min_clients: int = 2,
                       average: bool = True) -> dict[str, np.ndarray]:
     """Decrypt the aggregate into tensors with the updates' names, shapes and dtypes.
@@ -234,6 +245,7 @@ def decrypt_aggregate(agg: EncryptedAggregate, context: HEContext, *, min_client
         KeyFileError: ``context`` is public.
         HEMismatchError: the aggregate is for another context, or has fewer than ``min_clients`` contributors.
         IntegrityError: a ciphertext does not match its digest.
+        HEMismatchError: it decrypts to values no sum of its contributors' clipped updates can produce.
     """
     params = context.params
     if agg.header["context_fingerprint"] != context.fingerprint or params_from_json(agg.header["scheme"]) != params:
@@ -250,9 +262,15 @@ def decrypt_aggregate(agg: EncryptedAggregate, context: HEContext, *, min_client
     ts_ctx = context.tenseal_secret()
     parts = [cipher.decrypt_values(b, params, ts_ctx, context.raw_layout()) for b in agg.ciphertexts]
     if params.name == "bfv-packed":
-        flat = packing.dequantize(packing.unpack(np.concatenate(parts), params, total), params)
+        lanes = packing.unpack(np.concatenate(parts), params, len(parts) * params.values_per_ciphertext)
+        _check_plausible(float(np.abs(lanes[:total]).max(initial=0)), agg.count * params.quant_max,
+                         int(np.count_nonzero(lanes[total:])), agg.count)
+        flat = packing.dequantize(lanes[:total], params)
     else:
-        flat = np.concatenate(parts)[:total]
+        values = np.concatenate(parts)
+        _check_plausible(float(np.abs(values[:total]).max(initial=0)), agg.count * params.clip * 1.001 + 1e-3,
+                         int(np.count_nonzero(np.abs(values[total:]) > 1e-3)), agg.count)
+        flat = values[:total]
     if average:
         flat = flat / agg.count
     return packing.unflatten(flat, specs)

@@ -20,15 +20,18 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+from qsafe._files import read_regular
 from qsafe._he import cipher, container
 from qsafe._he.params import SchemeParams, bfv_packed, ckks, params_from_json
 from qsafe._io import atomic_output
 from qsafe._labels import FL_CONTEXT_FINGERPRINT_LABEL, FL_CONTEXT_MAGIC, FL_SECRET_CONTEXT_MAGIC
-from qsafe.errors import FormatError, KeyFileError, MissingDependencyError, UsageError
+from qsafe.errors import FormatError, HEMismatchError, KeyFileError, MissingDependencyError, UsageError
 
 __all__ = ["HEContext", "is_protected"]
 
 _AGE_PREFIXES = (b"-----BEGIN AGE ENCRYPTED FILE-----", b"age-encryption.org/v1")
+# A CKKS public context with norm keys is ~35 MB; armored secret contexts are a few MB.
+_MAX_CONTEXT_BYTES = 256 << 20
 
 
 def is_protected(data: bytes) -> bool:
@@ -170,10 +173,20 @@ class HEContext:
     def load(cls, path: str | Path, passphrase: bytes | None = None) -> HEContext:
         """Read a context file (see :meth:`from_bytes`)."""
         try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise KeyFileError(f"cannot read HE context {path}: {exc.strerror}") from exc
+            data = read_regular(path, "HE context", max_bytes=_MAX_CONTEXT_BYTES)
+        except FormatError as exc:
+            raise KeyFileError(exc.message, hint="check the path: public.ctx or secret.ctx of `qsafe fl init`") from None
         return cls.from_bytes(data, passphrase)
+
+    def require_fingerprint(self, expected: str) -> None:
+        """Refuse this context unless its fingerprint is ``expected`` (a client pins the key authority's context).
+
+        Raises:
+            HEMismatchError: another context (an aggregator or attacker could hand out its own public key).
+        """
+        if self.fingerprint != expected:
+            raise HEMismatchError(f"the HE context is {self.fingerprint}, not the pinned {expected}",
+                                  hint="get public.ctx from the key authority again and compare fingerprints")
 
     def save_public(self, path: str | Path) -> None:
         """Write ``public.ctx`` atomically."""

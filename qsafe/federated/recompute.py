@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 
-from qsafe.errors import HEMismatchError
+from qsafe.errors import FormatError, HEMismatchError
 from qsafe.federated.aggregation import EncryptedAggregate, UpdateSource, aggregate
 from qsafe.federated.context import HEContext
 from qsafe.federated.update import EncryptedUpdate
@@ -33,20 +33,27 @@ def verify_aggregate(agg: EncryptedAggregate, updates: Iterable[UpdateSource], c
 
     Raises:
         HEMismatchError: a named contributor's update is missing or refused, or the recomputed sum differs.
-        FormatError: an update file does not parse.
+        (An update file that does not parse is set aside; it is named if a contributor is then missing.)
     """
     named = {(c["client_key_id"], c["nonce"]): c["update_sha256"] for c in agg.header["contributors"]}
     if len(named) != agg.count:
         raise HEMismatchError("the aggregate names the same update twice")
     chosen: dict[tuple[str, str], EncryptedUpdate] = {}
+    unreadable: list[str] = []
     for item in updates:
-        update = item if isinstance(item, EncryptedUpdate) else EncryptedUpdate.load(os.fspath(item))
+        try:  # a malformed file cannot be one the aggregate names: it is set aside, named if something is missing
+            update = item if isinstance(item, EncryptedUpdate) else EncryptedUpdate.load(os.fspath(item))
+        except FormatError as exc:
+            unreadable.append(f"{os.fspath(item) if not isinstance(item, EncryptedUpdate) else '<update>'}: {exc}")
+            continue
         ident = (update.client_key_id, update.nonce)
         if ident in named and ident not in chosen:
             chosen[ident] = update
     missing = sorted(k for k, _ in set(named) - set(chosen))
     if missing:
-        raise HEMismatchError(f"cannot verify the aggregate: the update(s) of {', '.join(missing)} were not given")
+        extra = ("; unreadable update file(s): " + "; ".join(unreadable)) if unreadable else ""
+        raise HEMismatchError(f"cannot verify the aggregate: the update(s) of {', '.join(missing)} were not "
+                              f"given{extra}")
     result = aggregate(list(chosen.values()), context, allowlist, int(agg.header["round"]))
     if result.refused:
         raise HEMismatchError("the aggregate includes updates the key authority refuses: "

@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from qsafe._files import read_regular
 from qsafe._he import cipher, container, packing
 from qsafe._he.params import params_from_json
 from qsafe._labels import FL_UPDATE_MAGIC, MLDSA_CONTEXT_FL_UPDATE
@@ -89,12 +89,7 @@ class EncryptedUpdate:
         Raises:
             FormatError: unreadable or malformed.
         """
-        try:
-            if Path(path).stat().st_size > MAX_UPDATE_BYTES:
-                raise FormatError(f"{path} is larger than any update qsafe writes ({MAX_UPDATE_BYTES} bytes)")
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise FormatError(f"cannot read update {path}: {exc.strerror}") from exc
+        data = read_regular(path, "update", max_bytes=MAX_UPDATE_BYTES)  # never blocks on a FIFO
         return cls.from_bytes(data)
 
 
