@@ -93,6 +93,7 @@ def list_model_files(
             raise InvalidInputError(f"{directory} is nested more than {_limits.MODEL_MAX_DEPTH} folders deep; refused",
                                     hint="a model folder this deep is not a model; check what was put there")
         for entry in _entries(directory):
+            _check_name(entry.name, directory)
             child_rel = rel / entry.name
             if _is_ignored(child_rel, ignored):
                 continue
@@ -113,6 +114,18 @@ def list_model_files(
                 raise InvalidInputError(f"{path} is a special file ({describe_mode(st.st_mode)}); refused")
     files.sort(key=lambda f: order_key(f.name))
     return files
+
+
+def _check_name(name: str, directory: Path) -> None:
+    """A resource name must be valid UTF-8: the bundle is JSON, and a byte Python carries as a lone surrogate
+    would make a bundle that verify (rightly) refuses."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        from qsafe._text import printable
+
+        raise InvalidInputError(f"the file name '{printable(name)}' in {printable(directory)} is not valid UTF-8; "
+                                "refused", hint="rename the file (model files are named in UTF-8)") from None
 
 
 def _stat(path: Path, what: str = "") -> os.stat_result:

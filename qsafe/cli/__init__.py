@@ -55,11 +55,14 @@ _NO_ARGS_IS_HELP: tuple[type[Exception], ...] = tuple(
 
 
 def render_error(err: QsafeError) -> None:
-    """Write ``qsafe: error: …`` and ``qsafe: hint: …`` to stderr."""
-    for line in str(err).splitlines() or [type(err).__name__]:
+    """Write ``qsafe: error: …`` and ``qsafe: hint: …`` to stderr, every line terminal-safe (messages carry
+    untrusted names: control characters and separators are escaped; only ``\n`` separates lines)."""
+    from qsafe._text import printable, printable_lines
+
+    for line in printable_lines(str(err).strip("\n")) if str(err).strip("\n") else [type(err).__name__]:
         click.echo(f"qsafe: error: {line}", err=True)
     if err.hint:
-        click.echo(f"qsafe: hint: {err.hint}", err=True)
+        click.echo(f"qsafe: hint: {printable(err.hint)}", err=True)
 
 
 def render_usage_error(err: click.UsageError) -> None:

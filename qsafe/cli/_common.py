@@ -107,6 +107,14 @@ def policy_option(help: str, *, required: bool = False) -> Callable[[F], F]:
     return click.option("--policy", metavar="NAME|FILE", required=required, callback=_policy_callback, help=help)
 
 
+def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
+    """``click.echo`` for human-readable output that may carry untrusted names (file and tensor names, model
+    names, subjects, client ids): control characters, separators and bidi controls are escaped, line by line."""
+    from qsafe._text import printable_lines
+
+    click.echo("\n".join(printable_lines(text)), err=err, nl=nl)
+
+
 def emit_json(data: Any) -> None:
     """Write ``data`` as JSON to stdout (one document, sorted keys)."""
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from qsafe.cli._common import emit_json
+from qsafe.cli._common import echo, emit_json
 from qsafe.errors import UsageError
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -109,8 +109,8 @@ def inspect_cmd(evaluation: Path, as_json: bool) -> None:
     if as_json:
         emit_json({"verified": False, "statement": st, "claims": claims})
         return
-    click.echo(f"unverified contents of {evaluation} (run `qsafe evidence verify` to check them)")
-    click.echo(f"subject:   {st['subject'][0].get('name')} sha256:{st['subject'][0]['digest']['sha256']}")
-    click.echo(f"predicate: {st['predicateType']}")
+    echo(f"unverified contents of {evaluation} (run `qsafe evidence verify` to check them)")
+    echo(f"subject:   {st['subject'][0].get('name')} sha256:{st['subject'][0]['digest']['sha256']}")
+    echo(f"predicate: {st['predicateType']}")
     for name, value in sorted(claims.items()):
-        click.echo(f"  {name} = {value}")
+        echo(f"  {name} = {value}")

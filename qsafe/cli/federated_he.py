@@ -145,6 +145,7 @@ def aggregate(updates: tuple[Path, ...], context_path: Path, allowlist: Path, ro
     still aggregated and written, and the command then exits 16.
     """
     from qsafe import keys
+    from qsafe._text import printable
     from qsafe.federated import HEContext, infer_round
     from qsafe.federated import aggregate as aggregate_updates
 
@@ -166,7 +167,7 @@ def aggregate(updates: tuple[Path, ...], context_path: Path, allowlist: Path, ro
         lines = [f"{len(result.refused)} of {len(updates)} updates refused; "
                  + (f"the other {len(result.accepted)} were aggregated into {output}" if result.aggregate
                     else "nothing was written")]
-        lines += [f"refused {r.source}: {r.reason}" for r in result.refused]
+        lines += [f"refused {printable(r.source)}: {printable(r.reason)}" for r in result.refused]
         raise HEMismatchError("\n".join(lines))
 
 

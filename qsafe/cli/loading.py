@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from qsafe.cli._common import emit_json, policy_option, progress
+from qsafe.cli._common import echo, emit_json, policy_option, progress
 from qsafe.cli.attestation import load_signing_key, parse_time_option
 from qsafe.errors import AttestationError, UnavailableError, UsageError
 
@@ -111,8 +111,8 @@ def load(model: Path, signature: Path | None, key: Path, policy: Path | None, ev
     if result is not None and appraisal is not None:
         _write_result(result, appraisal, signing_key)
     if appraisal is not None and appraisal.freshness.get("replayedEvidenceAccepted"):
-        click.echo(f"qsafe: WARNING: policy {appraisal.policy_name} accepted replayed evidence with no freshness "
-                   "(development only)", err=True)
+        echo(f"qsafe: WARNING: policy {appraisal.policy_name} accepted replayed evidence with no freshness "
+             "(development only)", err=True)
     if as_json:
         emit_json(_summary(loaded))
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from qsafe.cli._common import PASSPHRASE_ENV, emit_json, policy_option, progress, read_passphrase
+from qsafe.cli._common import PASSPHRASE_ENV, echo, emit_json, policy_option, progress, read_passphrase
 from qsafe.errors import AttestationError, ModelMismatchError, QsafeError, UsageError
 
 
@@ -337,16 +337,16 @@ def _certificate_algorithm(cert: Any) -> str | None:
 def _echo_certificates(signer: dict[str, Any]) -> None:
     for i, c in enumerate(signer.get("certificates", [])):
         role = "leaf" if i == 0 else "issuer"
-        click.echo(f"{role + ':':9}  subject {c['subject'] or '(empty)'}; issued by {c['issuer']}")
+        echo(f"{role + ':':9}  subject {c['subject'] or '(empty)'}; issued by {c['issuer']}")
         if c["sans"]:
-            click.echo(f"           SANs {', '.join(c['sans'])}")
+            echo(f"           SANs {', '.join(c['sans'])}")
         if c["oidc_issuer"]:
-            click.echo(f"           OIDC issuer {c['oidc_issuer']}")
-        click.echo(f"           valid {c['not_before']} to {c['not_after']}; sha256 {c['sha256']}")
+            echo(f"           OIDC issuer {c['oidc_issuer']}")
+        echo(f"           valid {c['not_before']} to {c['not_after']}; sha256 {c['sha256']}")
     for e in signer.get("log_entries", []):
         when = dt.datetime.fromtimestamp(e["integrated_time"], dt.timezone.utc).isoformat() \
             if e["integrated_time"] else "- (Rekor v2: time from a signed timestamp)"
-        click.echo(f"log entry: index {e['log_index']} ({e['kind']}), integrated {when}, log {e['log_id'][:16]}…")
+        echo(f"log entry: index {e['log_index']} ({e['kind']}), integrated {when}, log {e['log_id'][:16]}…")
 
 
 @click.command("inspect")
@@ -359,21 +359,21 @@ def inspect_cmd(signature: Path, as_json: bool) -> None:
         emit_json(data)
         return
     s = data["signer"]
-    click.echo("unverified contents of " + str(signature) + " (run `qsafe verify` to check them)")
+    echo("unverified contents of " + str(signature) + " (run `qsafe verify` to check them)")
     if s["kind"] == "key":
-        click.echo(f"signer:    key hint {s['key_hint'] or '-'}; key id {s['key_id'] or '-'}; "
+        echo(f"signer:    key hint {s['key_hint'] or '-'}; key id {s['key_id'] or '-'}; "
                    f"algorithm {s['algorithm'] or 'unknown (model-signing key bundle: ECDSA)'}")
     else:
-        click.echo(f"signer:    {'Sigstore keyless' if s['kind'] == 'sigstore' else 'X.509 certificate chain'}; "
+        echo(f"signer:    {'Sigstore keyless' if s['kind'] == 'sigstore' else 'X.509 certificate chain'}; "
                    f"algorithm {s['algorithm'] or 'unknown'}")
         _echo_certificates(s)
-    click.echo(f"model:     {data['model_name']}  root sha256:{data['root_digest']['sha256']}")
+    echo(f"model:     {data['model_name']}  root sha256:{data['root_digest']['sha256']}")
     ser = data["serialization"]
-    click.echo(f"hashing:   {ser['method']} {ser['hash_type']}" + (f" shard {ser['shard_size']}" if "shard_size" in ser
+    echo(f"hashing:   {ser['method']} {ser['hash_type']}" + (f" shard {ser['shard_size']}" if "shard_size" in ser
                                                                    else ""))
     for r in data["resources"]:
-        click.echo(f"  {r['algorithm']}:{r['digest']}  {r['name']}")
+        echo(f"  {r['algorithm']}:{r['digest']}  {r['name']}")
     for f, t in data["tensors"].items():
-        click.echo(f"tensors of {f}: header {t['header']}")
+        echo(f"tensors of {f}: header {t['header']}")
         for e in t["tensors"]:
-            click.echo(f"  {e['digest']}  {e['name']} {e['dtype']}{e['shape']}")
+            echo(f"  {e['digest']}  {e['name']} {e['dtype']}{e['shape']}")
