@@ -83,7 +83,7 @@ def _seal(tmp_path: Path, plaintext: bytes) -> tuple[Path, Path]:
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_hostile_archive_is_refused_and_nothing_is_written(cli, tmp_path: Path, case: str) -> None:
     plaintext = HOSTILE[case]()
-    if "sparse" in case or case.startswith("gnu") or case.startswith("pax"):
+    if "sparse" in case or case.startswith(("gnu", "pax")):
         assert len(plaintext) <= 10 * 1024  # a few KB that declare a 1 GiB file
     sealed, ident = _seal(tmp_path, plaintext)
     assert sealed.stat().st_size < 12 * 1024

@@ -170,7 +170,7 @@ def test_forged_public_context_with_other_tenseal_parameters_is_refused(cli, fl:
     import tenseal as ts
 
     d = fl["dir"]
-    header, blobs, _ = _parts((d / "public.ctx").read_bytes())
+    header, _blobs, _ = _parts((d / "public.ctx").read_bytes())
     declared = json.loads(header)["scheme"]
     forged_ts = ts.context(ts.SCHEME_TYPE.BFV, poly_modulus_degree=declared["poly_modulus_degree"],
                            plain_modulus=786433, coeff_mod_bit_sizes=declared["coeff_mod_bit_sizes"])
