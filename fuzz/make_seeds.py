@@ -251,9 +251,29 @@ def results(tmp: Path) -> None:
     _write("result", files)
 
 
+def certificates(tmp: Path) -> None:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from qsafe._attest.x509chain import load_der_or_pem
+    from qsafe.bundle import read_bundle
+
+    generated = ROOT / "tests" / "vectors" / "model-signing" / "generated"
+    files = {}
+    for path in sorted(generated.glob("*/cert-*.sig")):
+        for i, der in enumerate(read_bundle(path).certificates):
+            files[f"{path.parent.name}-{path.stem}-{i}.der"] = der
+    for name in ("leaf.pem", "int-ca.pem", "root-ca.pem"):
+        files[name.replace(".pem", ".der")] = load_der_or_pem((generated / "inputs" / name).read_bytes())[0].public_bytes(
+            Encoding.DER)
+    for path in sorted((RECORDED / "go-sev-guest").glob("*.testcer")):  # real vendor certificates too
+        for i, cert in enumerate(load_der_or_pem(path.read_bytes())):
+            files[f"{path.stem}-{i}.der"] = cert.public_bytes(Encoding.DER)
+    _write("certificates", {k: v for k, v in files.items() if v not in list(files.values())[: list(files).index(k)]})
+
+
 STEPS = {"bundle": bundles, "safetensors": safetensors_files, "age": age_files, "tar": tars, "federated": federated,
          "attestation": attestation, "keys": key_files, "model_evidence": model_evidence,
-         "result": results}
+         "result": results, "certificates": certificates}
 
 
 def main() -> None:

@@ -33,7 +33,7 @@ DICTS = {"bundle": ("json", "bundle"), "safetensors": ("json", "safetensors"), "
          "fl_update": ("json", "fl"), "fl_aggregate": ("json", "fl"), "he_context": ("json", "fl"),
          "evidence": ("json", "evidence"), "tdx": ("json", "evidence"), "policy": ("json", "policy"),
          "audit_log": ("json", "audit_log"), "keys": ("keys",), "model_evidence": ("json", "model_evidence"),
-         "result": ("json", "result")}
+         "result": ("json", "result"), "certificates": ("x509",)}
 
 
 def _dictionary(name: str) -> list[str]:

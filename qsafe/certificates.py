@@ -33,6 +33,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
 from qsafe import _limits
 from qsafe._files import read_regular
+from qsafe._x509 import parse_lazy_parts
 from qsafe.errors import FormatError, KeyFileError, SignatureError
 from qsafe.policy import CertificateInfo
 
@@ -69,6 +70,9 @@ def parse_der_certificates(ders: Sequence[bytes]) -> list[x509.Certificate]:
                 out.append(x509.load_der_x509_certificate(der))
             except ValueError as exc:
                 raise FormatError(f"certificate {i} of the bundle's chain is malformed: {exc}") from None
+    bad = parse_lazy_parts(out)
+    if bad is not None:
+        raise FormatError(f"certificate {bad} of the bundle's chain is malformed (name, validity or extensions)")
     return out
 
 
@@ -93,6 +97,9 @@ def load_certificates(paths: Sequence[str | Path]) -> list[x509.Certificate]:
             except ValueError as exc:
                 raise KeyFileError(f"{path}: no PEM certificate ({exc})",
                                    hint="--certificate-chain takes PEM certificates (BEGIN CERTIFICATE)") from None
+        bad = parse_lazy_parts(certs)
+        if bad is not None:
+            raise KeyFileError(f"{path}: certificate {bad} is malformed (name, validity or extensions)")
         out.extend(certs)
     return out
 

@@ -7,5 +7,5 @@ QsafeError` is the expected outcome of a hostile input; the driver treats every 
 
 HARNESSES = (
     "bundle", "safetensors", "age", "tar", "fl_update", "fl_aggregate", "he_context", "evidence", "spdm", "snp",
-    "tdx", "policy", "audit_log", "keys", "model_evidence", "result",
+    "tdx", "policy", "audit_log", "keys", "model_evidence", "result", "certificates",
 )

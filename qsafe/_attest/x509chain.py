@@ -18,6 +18,7 @@ from importlib import resources
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from qsafe._x509 import parse_lazy_parts
 from qsafe.errors import FormatError
 
 __all__ = ["ChainError", "load_der_or_pem", "load_pem_chain", "pinned_roots", "verify_chain"]
@@ -58,13 +59,11 @@ def load_der_or_pem(data: bytes) -> list[x509.Certificate]:
 
 
 def _parsed(certs: list[x509.Certificate]) -> list[x509.Certificate]:
-    """Parse now what cryptography parses lazily and qsafe reads later (extensions, names, validity), so that a
-    malformed certificate is a FormatError here, not a ValueError escaping from a later property access."""
-    for i, cert in enumerate(certs):
-        try:
-            cert.extensions, cert.subject, cert.issuer, cert.not_valid_before_utc, cert.not_valid_after_utc  # noqa: B018
-        except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
-            raise FormatError(f"malformed certificate {i} in the chain: {exc}") from exc
+    """Decode now what cryptography decodes lazily (names, validity, extensions): a malformed certificate is a
+    FormatError here, not a ValueError escaping from a property read later."""
+    bad = parse_lazy_parts(certs)
+    if bad is not None:
+        raise FormatError(f"malformed certificate {bad} in the chain (name, validity or extensions)")
     return certs
 
 

@@ -22,7 +22,8 @@ from qsafe.attestation.appraisal import appraise
 from qsafe.attestation.evidence import load_evidence
 from qsafe.attestation.policy import load_policy
 from qsafe.bundle import manifest_from_statement
-from qsafe.errors import FormatError, UsageError
+from qsafe.certificates import load_certificates, parse_der_certificates
+from qsafe.errors import FormatError, KeyFileError, UsageError
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "tests" / "vectors" / "fuzz"
@@ -83,3 +84,15 @@ def test_every_loader_parses_extensions_up_front() -> None:
     pem = b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(broken) + b"-----END CERTIFICATE-----\n"
     with pytest.raises(FormatError, match="malformed"):
         load_pem_chain(pem)
+
+
+def test_bundle_certificate_with_an_invalid_issuer_name_is_a_format_error(tmp_path: Path) -> None:
+    # The certificates fuzzer changed one byte of the issuer Name of a certificate bundle's leaf. The DER loaded;
+    # certificate_info's `cert.issuer` then raised ValueError (exit 1) for `qsafe verify` / `qsafe inspect`.
+    der = (VECTORS / "certificates" / "leaf-issuer-name-invalid.der").read_bytes()
+    with pytest.raises(FormatError, match="certificate 0 of the bundle's chain is malformed"):
+        parse_der_certificates([der])
+    pem = tmp_path / "root.pem"
+    pem.write_bytes(b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(der) + b"-----END CERTIFICATE-----\n")
+    with pytest.raises(KeyFileError, match="malformed"):
+        load_certificates([pem])
