@@ -112,7 +112,10 @@ def load_identities(path: str | os.PathLike[str], *, passphrase: PassphraseSourc
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise KeyFileError(f"identity file {path} is not text") from exc
-    return list(parse_identities(text))
+    try:
+        return list(parse_identities(text))
+    except KeyFileError as err:
+        raise KeyFileError(f"{path}: {err}", hint=err.hint) from None
 
 
 @contextlib.contextmanager

@@ -53,6 +53,13 @@ def parse_identity(text: str) -> Identity:
         KeyFileError: not an identity this implementation supports, or a corrupted one.
     """
     text = text.strip()
+    if text.startswith(("age1", "AGE1")):
+        raise KeyFileError("this is a public key (an age recipient), not an identity",
+                           hint="pass the identity: the .key file of `qsafe keygen --alg ml-kem-768-x25519 --out "
+                                "PREFIX` (PREFIX.pub is what others encrypt to)")
+    if text.startswith("-----BEGIN"):
+        raise KeyFileError("a PEM key is not an age identity (a qsafe signing key, perhaps?)",
+                           hint="pass the .key file of `qsafe keygen --alg ml-kem-768-x25519 --out PREFIX`")
     if text != text.upper():
         raise KeyFileError("an age identity must be upper case")
     try:
