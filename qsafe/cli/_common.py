@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -155,3 +156,24 @@ class RegistryChoice(click.Choice):  # type: ignore[type-arg]
             if error is not None:
                 raise error
         return super().convert(value, param, ctx)
+
+
+@contextlib.contextmanager
+def step_progress(total: int, label: str, *, unit: str = "round") -> Iterator[Callable[[int], None]]:
+    """Progress of long work counted in steps (rounds): a bar on a terminal; otherwise one line per step on
+    stderr (``qsafe: LABEL: round 3/60, 12 s elapsed, about 228 s left``), so logs and CI show it is alive."""
+    if sys.stderr.isatty():
+        with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+            yield bar.update
+        return
+    start = time.monotonic()
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        elapsed = time.monotonic() - start
+        left = f", about {elapsed / done * (total - done):.0f} s left" if 0 < done < total else ""
+        click.echo(f"qsafe: {label}: {unit} {done}/{total}, {elapsed:.0f} s elapsed{left}", err=True)
+
+    yield advance

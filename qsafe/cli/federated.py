@@ -14,6 +14,7 @@ FL_COMMANDS: dict[str, str] = {
     "decrypt": "qsafe.cli.federated_he:decrypt",
     "simulate": "qsafe.cli.federated_sim:simulate",
     "audit": "qsafe.cli.federated_sim:audit",
+    "report": "qsafe.cli.federated_sim:report",
 }
 
 FL_HELP: dict[str, str] = {
@@ -23,6 +24,7 @@ FL_HELP: dict[str, str] = {
     "decrypt": "Key authority: decrypt the aggregate to an averaged update.",
     "simulate": "Run the federated backdoor scenario with a chosen defense.",
     "audit": "Verify an audit trail's hash chain and signed round heads.",
+    "report": "Re-tabulate and re-plot saved simulate --json results (heatmap for a matrix).",
 }
 
 

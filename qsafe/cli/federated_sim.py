@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from qsafe._io import refuse_same_file
-from qsafe.cli._common import RegistryChoice, emit_json, passphrase_options, progress, read_passphrase
+from qsafe.cli._common import RegistryChoice, emit_json, passphrase_options, read_passphrase, step_progress
 from qsafe.errors import UsageError
 
 ATTACK_NAMES = ("poison", "replace", "norm")
@@ -165,7 +165,7 @@ def simulate(**opts: Any) -> None:
         refuse_same_file(opts["audit_log"].with_name(opts["audit_log"].name + ".pub"), opts["audit_key"])
         signer = experiment.load_signer(opts["audit_key"], lambda: read_passphrase(opts["passphrase_file"]))
     total = len(defenses) * len(counts) * base.rounds + (0 if opts["no_reference"] else base.rounds)
-    with progress(total, "simulating") as advance:
+    with step_progress(total, "simulating") as advance:
         report = experiment.run(base, defenses, counts, params, encrypt=opts["encrypt"],
                                 audit_log=opts["audit_log"], signer=signer, reference=not opts["no_reference"],
                                 progress=advance)
@@ -193,6 +193,29 @@ def _render(report: Any, opts: dict[str, Any]) -> None:
                    f"--key {report.audit_public_key})")
 
 
+@click.command()
+@click.argument("results", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--matrix", is_flag=True, help="Print the defenses x attackers table (Markdown).")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a PNG: lines per round (one attacker count), or the heatmap matrix (several).")
+@click.option("--attackers", type=int, help="Only the runs with this many attackers (e.g. one row of a matrix).")
+def report(results: Path, matrix: bool, plot_path: Path | None, attackers: int | None) -> None:
+    """Re-tabulate and re-plot RESULTS (`fl simulate --json`) without re-running: seconds, not minutes."""
+    from qsafe import _json
+    from qsafe.federated.report import report_from_json
+
+    if plot_path is not None:
+        refuse_same_file(plot_path, results)
+    loaded = report_from_json(_json.load_file(results, "simulation results", max_bytes=256 << 20))
+    if attackers is not None:
+        kept = tuple(r for r in loaded.results if r.config.attackers == attackers)
+        if not kept:
+            found = sorted({r.config.attackers for r in loaded.results})
+            raise UsageError(f"{results} has no run with {attackers} attackers (it has {found})")
+        loaded = dataclasses.replace(loaded, results=kept)
+    _render(loaded, {"matrix": matrix, "json_path": None, "plot_path": plot_path, "audit_log": None})
+
+
 @click.group()
 def audit() -> None:
     """Audit trails of federated rounds."""
@@ -216,4 +239,4 @@ def verify(log: Path, key_path: Path, as_json: bool) -> None:
         emit_json(dataclasses.asdict(summary))
 
 
-__all__ = ["audit", "simulate"]
+__all__ = ["audit", "report", "simulate"]

@@ -27,7 +27,7 @@ from qsafe.federated.simulation import (
     simulate,
 )
 
-__all__ = ["Report", "matrix_markdown", "plot_report", "run_report"]
+__all__ = ["Report", "matrix_markdown", "plot_matrix", "plot_report", "report_from_json", "run_report"]
 
 
 @dataclass(frozen=True)
@@ -128,36 +128,124 @@ def matrix_markdown(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_report(report: Report, path: str | Path) -> None:
-    """Draw clean accuracy and ASR per round, one line per run, the reference dashed (PNG, matplotlib Agg)."""
-    import matplotlib
+_STYLES = ("-", "--", "-.", ":")
+_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "h", "<", ">")
 
-    matplotlib.use("Agg")  # no display needed, and never a GUI backend from a library call
+
+def _save(fig: Any, path: str | Path) -> None:
     import matplotlib.pyplot as plt
 
-    fig, (ax_acc, ax_asr) = plt.subplots(1, 2, figsize=(12, 4.2), dpi=90)
-    counts = sorted({r.config.attackers for r in report.results})
-    # one line per defense: with several attacker counts (a matrix), draw the default count (2) or the first
-    shown = 2 if 2 in counts else counts[0]
-    for result in (r for r in report.results if r.config.attackers == shown):
-        label = result.config.defense
-        rounds = [m.round for m in result.run.rounds]
-        ax_acc.plot(rounds, [m.accuracy for m in result.run.rounds], label=label, linewidth=1.2)
-        ax_asr.plot(rounds, [m.asr for m in result.run.rounds], label=label, linewidth=1.2)
-    if report.reference is not None:
-        ref_rounds = [m.round for m in report.reference.rounds]
-        ax_acc.plot(ref_rounds, [m.accuracy for m in report.reference.rounds], "k--", label="attack-free FedAvg")
-        ax_asr.plot(ref_rounds, [m.asr for m in report.reference.rounds], "k--", label="attack-free FedAvg")
-    first = report.results[0].config
-    ax_acc.set(title="clean accuracy", xlabel="round", ylim=(0.85, 1.0))
-    ax_asr.set(title=f"attack success rate ({first.attack.kind}, {shown} of {first.clients} attackers)",
-               xlabel="round", ylim=(-0.02, 1.02))
-    for ax in (ax_acc, ax_asr):
-        ax.grid(alpha=0.3)
-    ax_asr.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     plt.close(fig)
     with atomic_output(path) as handle:
         handle.write(buffer.getvalue())
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed, and never a GUI backend from a library call
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_report(report: Report, path: str | Path) -> None:
+    """Draw the report as a PNG (matplotlib Agg).
+
+    One attacker count: clean accuracy and ASR per round, one line per defense. The attack-free reference is drawn
+    first, wide and light, so a defense that matches it (ASR at the floor) stays visible on top of it; each
+    defense has its own line style and markers, and its legend entry gives its final ASR and accuracy, so lines
+    that coincide can still be told apart. Several attacker counts (a matrix): :func:`plot_matrix`.
+    """
+    counts = sorted({r.config.attackers for r in report.results})
+    if len(counts) > 1:
+        plot_matrix(report, path)
+        return
+    plt = _pyplot()
+    fig, (ax_acc, ax_asr) = plt.subplots(1, 2, figsize=(12, 4.2), dpi=90)
+    if report.reference is not None:
+        ref_rounds = [m.round for m in report.reference.rounds]
+        for ax, values in ((ax_acc, [m.accuracy for m in report.reference.rounds]),
+                           (ax_asr, [m.asr for m in report.reference.rounds])):
+            ax.plot(ref_rounds, values, color="0.75", linewidth=5, solid_capstyle="round", zorder=1,
+                    label="attack-free FedAvg (reference)")
+    results = list(report.results)
+    # ASR lines of several defenses often coincide (all at the floor, or all at 100%): each has its own line style,
+    # and its markers start at a different round, so coinciding lines still show every marker shape
+    for n, result in enumerate(results):
+        final = result.run.final
+        label = f"{result.config.defense}: ASR {final.asr:.0%}, acc {final.accuracy:.1%}"
+        rounds = [m.round for m in result.run.rounds]
+        every = max(1, min(len(results), len(rounds) // 4))
+        style = {"linestyle": _STYLES[n % len(_STYLES)], "marker": _MARKERS[n % len(_MARKERS)],
+                 "markevery": (n % every, every), "markersize": 4.5, "linewidth": 1.3, "zorder": 3 + n}
+        ax_acc.plot(rounds, [m.accuracy for m in result.run.rounds], label=label, **style)
+        ax_asr.plot(rounds, [m.asr for m in result.run.rounds], label=label, **style)
+    first = report.results[0].config
+    ax_acc.set(title="clean accuracy", xlabel="round", ylim=(0.85, 1.0))
+    ax_asr.set(title=f"attack success rate ({first.attack.kind}, {counts[0]} of {first.clients} attackers)",
+               xlabel="round", ylim=(-0.04, 1.04))
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (ax_acc, ax_asr):
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_asr.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), title="final values", title_fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_matrix(report: Report, path: str | Path) -> None:
+    """The defenses x attackers matrix as two annotated heatmaps: final ASR (red is bad) and clean accuracy
+    (points below the attack-free reference, when there is one), PNG."""
+    import numpy as np
+
+    plt = _pyplot()
+    counts = sorted({r.config.attackers for r in report.results})
+    defenses = list(dict.fromkeys(r.config.defense for r in report.results))
+    cell = {(r.config.defense, r.config.attackers): r.run.final for r in report.results}
+    asr = np.full((len(defenses), len(counts)), np.nan)
+    acc = np.full_like(asr, np.nan)
+    for i, d in enumerate(defenses):
+        for j, k in enumerate(counts):
+            if (d, k) in cell:
+                asr[i, j], acc[i, j] = cell[(d, k)].asr, cell[(d, k)].accuracy
+    ref = report.reference.final.accuracy if report.reference is not None else None
+    drop = (acc - ref) * 100 if ref is not None else acc * 100
+    fig, (ax_asr, ax_acc) = plt.subplots(1, 2, figsize=(10, 0.42 * len(defenses) + 1.8), dpi=90)
+    xlabels = [f"{k} attacker{'s' if k != 1 else ''}" for k in counts]
+    def percent(v: float) -> str:
+        return f"{v:.1f}%"
+
+    def points(v: float) -> str:
+        return f"{v:+.2f}" if ref is not None else f"{v:.2f}%"
+
+    fmt_of: dict[str, Callable[[float], str]] = {"asr": percent, "acc": points}
+    panels = (
+        (ax_asr, asr * 100, "Reds", (0.0, 100.0), "final ASR, %", "asr"),
+        (ax_acc, drop, "Blues_r" if ref is not None else "Blues",
+         (min(-5.0, float(np.nanmin(drop))), 0.0) if ref is not None else (85.0, 100.0),
+         f"clean accuracy, points vs attack-free {ref:.2%}" if ref is not None else "clean accuracy, %", "acc"),
+    )
+    for ax, values, cmap, (low, high), title, kind in panels:
+        fmt = fmt_of[kind]
+        image = ax.imshow(values, cmap=cmap, vmin=low, vmax=high, aspect="auto")
+        ax.set_xticks(range(len(counts)), xlabels)
+        ax.set_yticks(range(len(defenses)), defenses)
+        ax.set_title(title, fontsize=9)
+        for i in range(len(defenses)):
+            for j in range(len(counts)):
+                if not np.isnan(values[i, j]):
+                    dark = (values[i, j] - low) / ((high - low) or 1) > 0.55
+                    if cmap == "Blues_r":
+                        dark = not dark
+                    ax.text(j, i, fmt(values[i, j]), ha="center", va="center", fontsize=8,
+                            color="white" if dark else "black")
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    first = report.results[0].config
+    fig.suptitle(f"backdoor defenses: attack {first.attack.kind}, {first.clients} clients ({first.partition}), "
+                 f"{first.rounds} rounds, seed {first.seed}", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)

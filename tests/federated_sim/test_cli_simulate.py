@@ -15,7 +15,9 @@ def test_simulate_two_rounds_with_audit(cli: Callable[..., Any], tmp_path: Path)
     result = cli(["fl", "simulate", "--defense", "multi-krum", "--rounds", "2", "--no-reference", "--json", out,
                   "--audit-log", log, "--plot", plot])
     assert result.exit_code == 0, result.stderr
-    assert result.stderr == ""
+    # not a terminal: one progress line per round on stderr (issue 13), nothing else
+    assert [ln.split(",")[0] for ln in result.stderr.splitlines()] == ["qsafe: simulating: round 1/2",
+                                                                       "qsafe: simulating: round 2/2"]
     assert "round   2  accuracy" in result.stdout and "ASR" in result.stdout
     data = json.loads(out.read_text())
     run = data["runs"][0]
