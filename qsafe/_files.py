@@ -82,7 +82,14 @@ def read_regular(path: str | os.PathLike[str], what: str, *, max_bytes: int) -> 
     """
     with open_regular(path, what) as handle:
         try:
-            data = handle.read(max_bytes + 1)
+            # read(n) allocates n bytes up front: ask for what the file holds, not for the cap
+            expected = min(os.fstat(handle.fileno()).st_size, max_bytes) + 1
+            chunks = [handle.read(expected)]
+            total = len(chunks[0])
+            while total <= max_bytes and chunks[-1]:  # the file grew after fstat: go on, in bounded steps
+                chunks.append(handle.read(min(1 << 20, max_bytes + 1 - total)))
+                total += len(chunks[-1])
+            data = b"".join(chunks) if len(chunks) > 1 else chunks[0]
         except OSError as exc:
             raise FormatError(f"cannot read {what} {os.fsdecode(path)}: {exc.strerror or exc}") from None
     if len(data) > max_bytes:

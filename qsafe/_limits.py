@@ -23,8 +23,15 @@ __all__ = [
     "LOAD_KEEP_MAX_BYTES",
     "MODEL_MAX_DEPTH",
     "MODEL_MAX_FILES",
+    "MODEL_MAX_RESOURCES",
+    "MODEL_MAX_TENSORS",
     "POLICY_MAX_BYTES",
     "RESULT_MAX_BYTES",
+    "SAFETENSORS_MAX_HEADER_BYTES",
+    "SAFETENSORS_MAX_METADATA_ENTRIES",
+    "SAFETENSORS_MAX_NAME_BYTES",
+    "SAFETENSORS_MAX_NDIM",
+    "SAFETENSORS_MAX_TENSORS",
     "SIGSTORE_TRUST_MAX_BYTES",
     "TIME_MAX_YEAR",
     "TIME_MIN_YEAR",
@@ -59,6 +66,22 @@ CERTIFICATE_FILE_MAX_BYTES = 4 << 20
 CERTIFICATE_CHAIN_MAX_LENGTH = 10
 #: A Sigstore trust root or client trust configuration (--trust-config); the production root is ~10 KB.
 SIGSTORE_TRUST_MAX_BYTES = 8 << 20
+
+# --- safetensors headers (sign, verify, load, inspect read them alike) ----------------------------------------
+#: Bytes of one header (the safetensors reference implementation's cap).
+SAFETENSORS_MAX_HEADER_BYTES = 100_000_000
+#: Tensors in one file. Real checkpoints hold a few hundred to a few thousand per file.
+SAFETENSORS_MAX_TENSORS = 100_000
+#: Dimensions of one tensor.
+SAFETENSORS_MAX_NDIM = 64
+#: Bytes of one tensor name.
+SAFETENSORS_MAX_NAME_BYTES = 1 << 16
+#: Entries of ``__metadata__`` (string to string).
+SAFETENSORS_MAX_METADATA_ENTRIES = 4096
+#: Tensor digests in one signed manifest (every file together): keeps the bundle below BUNDLE_MAX_BYTES.
+MODEL_MAX_TENSORS = 1_000_000
+#: Resources (files, or shards of files) in one signed manifest.
+MODEL_MAX_RESOURCES = 1_000_000
 
 # --- model folders (sign, verify, load walk them alike) --------------------------------------------------------
 #: Folders below the model root. Real model repositories nest 2-4 deep.

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qsafe import _limits
 from qsafe._files import open_regular
 from qsafe._hashing.engines import hash_range
 from qsafe._hashing.safetensors import (
@@ -159,6 +160,20 @@ def _check_shard_name(name: str) -> None:
         check_resource_path(parts[0])
 
 
+def _check_limits(resources: tuple[Resource, ...], tensors: Mapping[str, SafetensorsDigests]) -> None:
+    """The same bounds whether the manifest was just hashed (sign) or read from a signed bundle (verify, load)."""
+    if len(resources) > _limits.MODEL_MAX_RESOURCES:
+        raise FormatError(f"the manifest has {len(resources)} resources, more than {_limits.MODEL_MAX_RESOURCES}")
+    total = 0
+    for name, digests in tensors.items():
+        if len(digests.tensors) > _limits.SAFETENSORS_MAX_TENSORS:
+            raise FormatError(f"the manifest lists more than {_limits.SAFETENSORS_MAX_TENSORS} tensors of {name!r}")
+        total += len(digests.tensors)
+    if total > _limits.MODEL_MAX_TENSORS:
+        raise FormatError(f"the manifest lists {total} tensor digests, more than {_limits.MODEL_MAX_TENSORS}",
+                          hint="sign very large models with --no-tensor-digests (whole-file digests)")
+
+
 @dataclass(frozen=True)
 class Manifest:
     """A model's signed (or freshly computed) manifest."""
@@ -170,6 +185,7 @@ class Manifest:
     legacy: bool = False  # model-signing 0.2's Digests/v0.1 predicate: no root digest was signed
 
     def __post_init__(self) -> None:
+        _check_limits(self.resources, self.tensors)
         names = [r.name for r in self.resources]
         if len(set(names)) != len(names):
             raise FormatError("manifest lists a resource twice")

@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from qsafe import _limits
+from qsafe._files import read_regular
 from qsafe._io import atomic_output
 from qsafe._labels import DSSE_PAYLOAD_TYPE
 from qsafe.bundle import (
@@ -25,7 +27,7 @@ from qsafe.bundle import (
     parse_bundle,
     statement_bytes,
 )
-from qsafe.errors import FormatError, KeyFileError, OutputExistsError, UsageError
+from qsafe.errors import FormatError, InvalidInputError, KeyFileError, OutputExistsError, UsageError
 from qsafe.hashing import HashingConfig, Progress
 from qsafe.keys import PrivateKey
 from qsafe.manifest import Manifest, hash_model
@@ -143,11 +145,38 @@ def _relative_inside(path: Path, root: Path) -> str | None:
 def _refuse_clobber(target: Path, model: Path) -> None:
     if os.path.realpath(target) == os.path.realpath(model) or target.is_dir():
         raise OutputExistsError(f"signature path {target} is the model itself")
-    if target.exists():
+    if target.exists() or target.is_symlink():
         try:
-            parse_bundle(target.read_bytes()[: 256 << 20])
+            parse_bundle(read_regular(target, "existing signature", max_bytes=_limits.BUNDLE_MAX_BYTES))
         except FormatError:
             raise OutputExistsError(f"{target} exists and is not a signature bundle; refusing to overwrite it") from None
+
+
+def _refuse_foreign_default(target: Path, model: Path) -> None:
+    """The default ``model.sig`` beside a single file is also a folder's default: replace it only when it is the
+    bundle of this very file (a single-file manifest named like it), never the folder's."""
+    if not target.exists():
+        return
+    try:
+        statement = parse_bundle(read_regular(target, "existing signature", max_bytes=_limits.BUNDLE_MAX_BYTES))
+        doc = statement.statement()
+        own = [s.get("name") for s in doc.get("subject", []) if isinstance(s, dict)] == [model.name] and all(
+            isinstance(r, dict) and r.get("name") == "." for r in doc["predicate"]["resources"])
+    except (FormatError, KeyError, TypeError, AttributeError):
+        own = False
+    if not own:
+        raise OutputExistsError(
+            f"{target} exists and is not the signature of {model.name} (it is most likely the signature of the "
+            f"folder {model.parent}); signing the file would replace it",
+            hint="name the file's signature with --signature FILE.sig, or pass --force to replace it")
+
+
+def _refuse_oversized(size: int) -> None:
+    """sign refuses what verify would refuse: a bundle over the size verify reads."""
+    if size > _limits.BUNDLE_MAX_BYTES:
+        raise InvalidInputError(
+            f"the signature would be about {size} bytes, more than the {_limits.BUNDLE_MAX_BYTES} bytes verify "
+            "accepts; nothing was written", hint="sign with --no-tensor-digests, or sign the model in parts")
 
 
 def sign(
@@ -163,6 +192,7 @@ def sign(
     pq_signature: str | os.PathLike[str] | None = None,
     passphrase: PassphraseArg = None,
     passphrase_file: str | os.PathLike[str] | None = None,
+    force: bool = False,
 ) -> Manifest:
     """Sign a model directory or file and write its signature bundle(s).
 
@@ -188,6 +218,8 @@ def sign(
         pq_signature: where the key's bundle goes in a hybrid release (default :func:`pq_signature_path`).
         passphrase, passphrase_file: open a protected key file (bytes, str, or a callable returning one; or a
             file whose first line is the passphrase). The library never prompts and never reads the environment.
+        force: replace an existing bundle at the *default* path beside a single-file model even when it is not
+            that file's own (it is most likely the signature of the folder the file lies in).
 
     Returns:
         The signed manifest.
@@ -196,7 +228,9 @@ def sign(
         UsageError: neither a key nor a token, or the model does not exist. KeyFileError: the key file cannot be
             opened (WrongPassphraseError: wrong passphrase), or the certificate is not the key's.
         TypeError: ``key`` is neither a PrivateKey nor a path.
-        OutputExistsError: a signature path is the model, or an existing file that is not a bundle.
+        OutputExistsError: a signature path is the model, or an existing file that is not a bundle, or (without
+            ``force``) the default path beside a single-file model holds another model's bundle.
+        InvalidInputError: the bundle would be larger than verify accepts (``qsafe._limits.BUNDLE_MAX_BYTES``).
         InvalidInputError: refused symlink or special file in the model.
         FormatError: a malformed ``.safetensors`` header (use ``tensor_digests=False`` to sign it as bytes).
         UnavailableError: the Sigstore services cannot be reached.
@@ -218,6 +252,11 @@ def sign(
             raise UsageError("the keyless and the post-quantum bundle need two different paths")
     for t in targets:
         _refuse_clobber(t, root)
+    if root.is_file() and not force:
+        defaults = [targets[0]] if signature is None else []
+        defaults += [targets[1]] if len(targets) > 1 and pq_signature is None else []
+        for t in defaults:
+            _refuse_foreign_default(t, root)
     cfg = config or HashingConfig()
     if key is not None and certificates:
         _check_certificate(key, certificates)  # before any hashing
@@ -231,6 +270,7 @@ def sign(
             cfg = dataclasses.replace(cfg, ignore_paths=(*cfg.ignore_paths, rel))
     manifest = hash_model(root, cfg, progress=progress)
     payload = statement_bytes(manifest)
+    _refuse_oversized(len(payload) * 4 // 3 + (64 << 10))  # before any signing (keyless signing goes online)
     outputs: list[bytes] = []
     if sigstore_token is not None:
         from qsafe.keyless import sign_keyless
@@ -238,6 +278,8 @@ def sign(
         outputs.append(sign_keyless(payload, sigstore_token, trust_root))
     if key is not None:
         outputs.append(_key_bundle(payload, key, certificates))
+    for data in outputs:
+        _refuse_oversized(len(data))
     for t, data in zip(targets, outputs):
         with atomic_output(t, inputs=(root,)) as out:
             out.write(data)

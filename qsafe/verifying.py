@@ -578,7 +578,19 @@ def _compare(expected: Manifest, actual: Manifest, root: Path) -> None:
 
 
 def _changed_tensors(signed: SafetensorsDigests, path: Path, algorithm: str) -> list[str]:
+    from qsafe._files import open_regular
+    from qsafe._hashing.engines import new_hasher
+    from qsafe._hashing.safetensors import check_structure, read_raw_header
+
     try:
+        with open_regular(path, "file", error=InvalidInputError) as handle:
+            raw = read_raw_header(handle, os.fstat(handle.fileno()).st_size)
+        head = new_hasher(algorithm)
+        head.update(raw)
+        if head.digest().hex() != signed.header:
+            # Costs bounded by what is signed: a changed (unsigned) header is parsed for this diagnosis only if it
+            # could describe about as many tensors as the signed one did.
+            check_structure(raw, tensors=2 * len(signed.tensors) + 16, start=8)
         now = digest_safetensors(path, algorithm)
     except (FormatError, InvalidInputError, OSError) as exc:
         return [f"(header unreadable: {exc})"]

@@ -16,7 +16,7 @@ from typing import Any
 from qsafe._files import open_regular
 from qsafe._hashing.engines import Hasher, new_hasher
 from qsafe._hashing.offload import Offload
-from qsafe._hashing.safetensors import TensorDigester, TensorInfo, read_header
+from qsafe._hashing.safetensors import TensorDigester, TensorInfo, check_structure, parse_header, read_raw_header
 from qsafe.errors import (
     FormatError,
     InvalidInputError,
@@ -130,12 +130,16 @@ def read_verified_file(
     digesters: list[tuple[TensorInfo, TensorDigester]] = []
     with open_regular(path, "signed file", follow_symlinks=False, error=InvalidInputError, buffering=0) as handle:
         size = os.fstat(handle.fileno()).st_size
-        raw, header = read_header(handle, size)
+        raw = read_raw_header(handle, size)
+        if expected is not None:  # the raw bytes against their signed digest first: an unsigned header is never parsed
+            _check_header_digest(path, raw, expected, algorithm)
+        check_structure(raw, start=8)
+        header = parse_header(bytes(memoryview(raw)[8:]), size)
         whole = _FileCheck(algorithm if expected is None else None)
         whole.update(memoryview(raw))
         wanted = {}
         if expected is not None:
-            _check_header(path, raw, header.tensors, expected, algorithm)
+            _check_header(path, header.tensors, expected)
             wanted = expected.by_name()
         for info in header.tensors:
             # the whole-file hasher must see every chunk in order: always on the helper thread
@@ -160,15 +164,17 @@ def read_verified_file(
                                  changed=[path.name], changed_tensors={path.name: changed})
     if expected is None and whole.hasher is not None and whole.hasher.digest().hex() != file_digest:
         raise ModelMismatchError(f"{path.name} changed since signing", changed=[path.name])
-    return raw, out
+    return bytes(raw), out
 
 
-def _check_header(path: Path, raw: bytes, tensors: tuple[TensorInfo, ...], expected: SafetensorsDigests,
-                  algorithm: str) -> None:
+def _check_header_digest(path: Path, raw: bytes | bytearray, expected: SafetensorsDigests, algorithm: str) -> None:
     head = new_hasher(algorithm)
     head.update(raw)
     if head.digest().hex() != expected.header:
         raise ModelMismatchError(f"{path.name}: the safetensors header changed since signing", changed=[path.name])
+
+
+def _check_header(path: Path, tensors: tuple[TensorInfo, ...], expected: SafetensorsDigests) -> None:
     signed = {t.name: (t.dtype, tuple(t.shape)) for t in expected.tensors}
     found = {t.name: (t.dtype, tuple(t.shape)) for t in tensors}
     if signed != found:  # unreachable unless the header digest collides; kept as a plain check

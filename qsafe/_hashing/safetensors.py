@@ -9,6 +9,7 @@ byte length matches dtype x shape where the dtype is known.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
@@ -16,19 +17,19 @@ import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-from qsafe import _json
+from qsafe import _json, _limits
 from qsafe._files import Readable, open_regular
 from qsafe._hashing import engines
 from qsafe._hashing.engines import Hasher, Sink, new_hasher
 from qsafe._labels import SAFETENSORS_TENSOR_DIGEST_LABEL
 from qsafe.errors import FormatError, InvalidInputError
 
-# Same cap as the reference implementation (safetensors' MAX_HEADER_SIZE).
-MAX_HEADER_BYTES = 100_000_000
-MAX_NDIM = 64
-MAX_TENSORS = 1_000_000
+# One set of limits for sign, verify, load and inspect (qsafe/_limits.py; listed in docs/security.md).
+MAX_HEADER_BYTES = _limits.SAFETENSORS_MAX_HEADER_BYTES
+MAX_NDIM = _limits.SAFETENSORS_MAX_NDIM
+MAX_TENSORS = _limits.SAFETENSORS_MAX_TENSORS
 _DTYPE_RE = re.compile(r"[A-Z][A-Z0-9_]{0,15}")  # fullmatch: `$` would accept "F32\n"
 
 # Bits per element of the dtypes safetensors defines; an unknown (future) dtype skips the size check only.
@@ -75,7 +76,7 @@ def _int(value: Any, what: str) -> int:
 
 
 def _check_entry(name: str, entry: Any, data_start: int, data_len: int) -> TensorInfo:
-    if not name or len(name.encode("utf-8")) > 1 << 16:
+    if not name or len(name.encode("utf-8")) > _limits.SAFETENSORS_MAX_NAME_BYTES:
         raise FormatError("safetensors header: empty or oversized tensor name")
     if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
         raise FormatError(f"safetensors header: tensor {name!r} must have exactly dtype, shape, data_offsets")
@@ -98,6 +99,28 @@ def _check_entry(name: str, entry: Any, data_start: int, data_len: int) -> Tenso
     return TensorInfo(name, dtype, dims, data_start + begin, data_start + end)
 
 
+def check_structure(raw: bytes | bytearray, *, tensors: int = MAX_TENSORS, start: int = 0) -> None:
+    """Refuse, before parsing, a header whose JSON could not describe at most ``SAFETENSORS_MAX_TENSORS`` tensors
+    and ``SAFETENSORS_MAX_METADATA_ENTRIES`` metadata entries: parsing costs memory per object, list, string and
+    number, so those are counted first (C-speed byte counts; characters inside strings only make it stricter).
+
+    Raises:
+        FormatError: more objects, lists, strings or numbers than a header within the limits can hold.
+    """
+    meta, ndim = _limits.SAFETENSORS_MAX_METADATA_ENTRIES, MAX_NDIM
+    bounds = (  # per tensor: 1 object, 2 lists, 5 strings, ndim + 2 numbers; metadata: 1 object, 2 strings each
+        (b"{", tensors + 2, "objects"), (b"[", 2 * tensors, "lists"),
+        (b'"', 2 * (5 * tensors + 2 * meta + 1), "string quotes"), (b",", (ndim + 6) * tensors + meta + 1, "commas"),
+    )
+    for char, bound, what in bounds:
+        count = raw.count(char, start)
+        if count > bound:
+            raise FormatError(
+                f"safetensors header has {count} {what}, more than a header of at most {tensors} tensors and "
+                f"{meta} metadata entries can have; refused before parsing",
+                hint="this is not a safetensors file qsafe accepts (limits: docs/security.md)")
+
+
 def parse_header(raw: bytes, file_size: int) -> SafetensorsHeader:
     """Check a header given its JSON bytes (without the 8-byte prefix) and the file size.
 
@@ -107,6 +130,7 @@ def parse_header(raw: bytes, file_size: int) -> SafetensorsHeader:
     header_len = len(raw)
     if not raw.startswith(b"{"):
         raise FormatError("safetensors header does not start with '{'")
+    check_structure(raw)
     # duplicate keys, NaN, huge numbers, deep nesting and lone surrogates (tensor names!) are refused here
     doc = _json.loads(raw, "safetensors header", max_bytes=MAX_HEADER_BYTES)
     if not isinstance(doc, dict):
@@ -114,8 +138,10 @@ def parse_header(raw: bytes, file_size: int) -> SafetensorsHeader:
     metadata = doc.pop("__metadata__", {})
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise FormatError("safetensors __metadata__ must map strings to strings")
+    if len(metadata) > _limits.SAFETENSORS_MAX_METADATA_ENTRIES:
+        raise FormatError(f"safetensors __metadata__ has more than {_limits.SAFETENSORS_MAX_METADATA_ENTRIES} entries")
     if len(doc) > MAX_TENSORS:
-        raise FormatError("safetensors header lists too many tensors")
+        raise FormatError(f"safetensors header lists more than {MAX_TENSORS} tensors")
     data_start = 8 + header_len
     data_len = file_size - data_start
     tensors = sorted(
@@ -133,14 +159,12 @@ def parse_header(raw: bytes, file_size: int) -> SafetensorsHeader:
     return SafetensorsHeader(header_len, file_size, tuple(tensors), dict(metadata))
 
 
-def read_header(handle: BinaryIO, file_size: int) -> tuple[bytes, SafetensorsHeader]:
-    """Read and check the header of an open safetensors file.
-
-    Returns:
-        The raw header bytes (8-byte prefix + JSON, exactly as on disk) and the checked header.
+def read_raw_header(handle: io.BufferedIOBase | io.RawIOBase, file_size: int) -> bytearray:
+    """Read the raw header (8-byte prefix + JSON) of an open safetensors file without parsing it: the loader
+    and verify compare it with its signed digest first, so an unsigned header is never parsed.
 
     Raises:
-        FormatError: truncated, oversized or malformed header.
+        FormatError: truncated or oversized header.
     """
     prefix = handle.read(8)
     if len(prefix) != 8:
@@ -150,10 +174,30 @@ def read_header(handle: BinaryIO, file_size: int) -> tuple[bytes, SafetensorsHea
         raise FormatError(f"safetensors header length {n} exceeds the {MAX_HEADER_BYTES}-byte cap")
     if 8 + n > file_size:
         raise FormatError(f"safetensors header length {n} runs past the end of the file")
-    raw = handle.read(n)
-    if len(raw) != n:
-        raise FormatError("safetensors header truncated")
-    return prefix + raw, parse_header(raw, file_size)
+    raw = bytearray(8 + n)  # one buffer: the header is never copied while it is hashed and checked
+    raw[:8] = prefix
+    view = memoryview(raw)
+    done = 8
+    while done < 8 + n:
+        got = handle.readinto(view[done:])
+        if not got:
+            raise FormatError("safetensors header truncated")
+        done += got
+    return raw
+
+
+def read_header(handle: io.BufferedIOBase | io.RawIOBase, file_size: int) -> tuple[bytes, SafetensorsHeader]:
+    """Read and check the header of an open safetensors file.
+
+    Returns:
+        The raw header bytes (8-byte prefix + JSON, exactly as on disk) and the checked header.
+
+    Raises:
+        FormatError: truncated, oversized or malformed header.
+    """
+    raw = read_raw_header(handle, file_size)
+    check_structure(raw, start=8)  # before any copy or parse of a header that could not be within the limits
+    return bytes(raw), parse_header(bytes(memoryview(raw)[8:]), file_size)
 
 
 def tensor_prefix(name: str, dtype: str, shape: Iterable[int], nbytes: int) -> bytes:

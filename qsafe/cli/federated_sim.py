@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,7 @@ def simulate(**opts: Any) -> None:
         else list(dict.fromkeys(opts["defenses"] or ("none",)))
     counts = list(opts["attacker_counts"] or ((1, 2, 4) if opts["matrix"] else (2,)))
     _check_defense_params(defenses, opts["defense_params"])
+    _check_outputs(opts)
     if opts["audit_log"] is not None and len(defenses) * len(counts) != 1:
         raise UsageError("--audit-log records one run: give one --defense and one --attackers")
     base = experiment.base_config(
@@ -170,6 +172,25 @@ def simulate(**opts: Any) -> None:
                                 audit_log=opts["audit_log"], signer=signer, reference=not opts["no_reference"],
                                 progress=advance)
     _render(report, opts)
+
+
+def _check_outputs(opts: dict[str, Any]) -> None:
+    """Refuse, before a simulation that can take minutes, an output that cannot be written (missing folder, a
+    directory) or that two options share."""
+    from qsafe._io import check_writable
+    from qsafe.errors import OutputExistsError
+
+    outputs = [(name, opts[key]) for name, key in (("--json", "json_path"), ("--plot", "plot_path"),
+                                                  ("--audit-log", "audit_log")) if opts.get(key) is not None]
+    if opts.get("audit_log") is not None:
+        outputs.append(("--audit-log's public key", opts["audit_log"].with_name(opts["audit_log"].name + ".pub")))
+    seen: dict[str, str] = {}
+    for name, path in outputs:
+        check_writable(path)
+        real = os.path.realpath(path)
+        if real in seen:
+            raise OutputExistsError(f"{name} and {seen[real]} name the same file {path}")
+        seen[real] = name
 
 
 def _render(report: Any, opts: dict[str, Any]) -> None:

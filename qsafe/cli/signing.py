@@ -94,12 +94,14 @@ _EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--no-tensor-digests", is_flag=True, help="Do not record per-tensor digests of .safetensors files.")
 @click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
               help=f"Passphrase of a protected key (first line). Also: ${PASSPHRASE_ENV}, or a prompt.")
+@click.option("--force", is_flag=True,
+              help="Replace an existing signature beside a single-file model even if it may be its folder's.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def sign(model: Path, key_path: Path | None, certificate: Path | None, chain: tuple[Path, ...], keyless: bool,
          identity_token_file: Path | None, trust_config: Path | None, signature: Path | None,
          pq_signature: Path | None, algorithm: str, method: str, shard_size: int, ignore_paths: tuple[str, ...],
          no_ignore_git_paths: bool, allow_symlinks: bool, no_tensor_digests: bool, passphrase_file: Path | None,
-         as_json: bool) -> None:
+         force: bool, as_json: bool) -> None:
     """Sign MODEL (a directory or a file): with a post-quantum key (--key, optionally with an X.509
     --certificate), keyless with Sigstore (--sigstore), or both at once (a hybrid release)."""
     from qsafe.hashing import HashingConfig
@@ -129,9 +131,9 @@ def sign(model: Path, key_path: Path | None, certificate: Path | None, chain: tu
     if key is not None and keyless:
         written.append(pq_signature or pq_signature_path(model))
     with _progress_bar("hashing") as bar:
-        manifest = sign_model(model, key, signature=target, config=config, progress=bar,
+        manifest = sign_model(model, key, signature=signature, config=config, progress=bar,
                               certificates=certificates, sigstore_token=token, trust_root=root,
-                              pq_signature=written[1] if len(written) > 1 else None)
+                              pq_signature=pq_signature, force=force)
     if as_json:
         report: dict[str, Any] = {"signature": str(target), "signatures": [str(p) for p in written],
                                   "root_digest": manifest.root_digest, "resources": len(manifest.resources),

@@ -89,7 +89,8 @@ def test_lone_surrogate_tensor_name_is_a_clear_refusal(cli, ws: Path, command: s
     before = snapshot(ws)
     r = cli(args)
     assert r.exit_code in (3, 12), r.stderr
-    assert "lone surrogate" in r.stderr or "header unreadable" in r.stderr
+    # sign parses it (refused: 3); verify and load see the header's digest changed first (12; load never parses it)
+    assert "lone surrogate" in r.stderr or "header unreadable" in r.stderr or "(tensors: (header))" in r.stderr
     assert "internal error" not in r.stderr and snapshot(ws) == before and not leftovers(ws)
 
 
