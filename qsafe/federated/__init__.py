@@ -18,7 +18,7 @@ from qsafe.federated.aggregation import (
     infer_round,
 )
 from qsafe.federated.context import HEContext, is_protected
-from qsafe.federated.norm import EncryptedNorm, decrypt_squared_norm, encrypted_squared_norm
+from qsafe.federated.norm import EncryptedNorm, decrypt_squared_distance, decrypt_squared_norm, encrypted_squared_norm
 from qsafe.federated.recompute import verify_aggregate
 from qsafe.federated.update import EncryptedUpdate, encrypt_update, verify_update
 
@@ -31,6 +31,7 @@ __all__ = [
     "Refusal",
     "aggregate",
     "decrypt_aggregate",
+    "decrypt_squared_distance",
     "decrypt_squared_norm",
     "encrypt_update",
     "encrypted_squared_norm",

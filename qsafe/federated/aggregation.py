@@ -146,7 +146,8 @@ class _Sum:
 
 
 def aggregate(updates: Iterable[UpdateSource], context: HEContext, allowlist: Sequence[PublicKey], round: int, *,
-              progress: Callable[[int], None] | None = None) -> AggregateResult:
+              progress: Callable[[int], None] | None = None,
+              labels: Sequence[str] | None = None) -> AggregateResult:
     """Sum the valid updates homomorphically; refuse and report the others. Needs no secret.
 
     Each update is checked (format, context fingerprint, round, allowlisted client, ML-DSA signature, ciphertext
@@ -159,6 +160,8 @@ def aggregate(updates: Iterable[UpdateSource], context: HEContext, allowlist: Se
         allowlist: client public keys allowed to contribute (must not be empty).
         round: the round being aggregated.
         progress: called with 1 after each update.
+        labels: names for the updates in refusals (default: the path, or ``<update>`` for a parsed one), e.g. the
+            Flower node each came from.
 
     Returns:
         The aggregate (None when no update was accepted), the accepted contributors and the refusals.
@@ -170,9 +173,9 @@ def aggregate(updates: Iterable[UpdateSource], context: HEContext, allowlist: Se
         raise UsageError("the client allowlist is empty: no update could ever be accepted")
     state, first = _Sum(context, allowlist, round), None
     refused: list[Refusal] = []
-    for item in updates:
+    for index, item in enumerate(updates):
         source = item if isinstance(item, EncryptedUpdate) else os.fspath(item)
-        label = "<update>" if isinstance(source, EncryptedUpdate) else source
+        label = labels[index] if labels is not None else "<update>" if isinstance(source, EncryptedUpdate) else source
         claimed = None
         try:
             update = _load(source)

@@ -22,7 +22,7 @@ from qsafe.errors import FormatError, HEMismatchError, IntegrityError, UsageErro
 from qsafe.federated.context import HEContext
 from qsafe.federated.update import EncryptedUpdate
 
-__all__ = ["EncryptedNorm", "decrypt_squared_norm", "encrypted_squared_norm"]
+__all__ = ["EncryptedNorm", "decrypt_squared_distance", "decrypt_squared_norm", "encrypted_squared_norm"]
 
 _KEYS = {"format_version", "kind", "context_fingerprint", "client_key_id", "round", "nonce", "update_sha256",
          "ciphertext_sha256"}
@@ -109,4 +109,35 @@ def decrypt_squared_norm(norm: EncryptedNorm, context: HEContext) -> float:
         vec = ts.ckks_vector_from(context.tenseal_secret(), norm.ciphertext)
     except Exception as exc:  # TenSEAL raises bare errors on malformed input
         raise FormatError(f"the encrypted norm does not load: {exc}") from exc
+    return float(vec.decrypt()[0])
+
+
+def decrypt_squared_distance(a: EncryptedUpdate, b: EncryptedUpdate, context: HEContext) -> float:
+    """Key authority: ``||a - b||**2`` computed on the ciphertexts, only that number decrypted (blind Krum).
+
+    Verify both updates first. The difference and its squared norm are computed homomorphically; neither update
+    is decrypted. The value carries CKKS noise (see :func:`decrypt_squared_norm` on releasing it).
+
+    Raises:
+        UsageError: the context is not ckks with norm keys.
+        HEMismatchError: an update was made under another context, or the two have different layouts.
+        KeyFileError: ``context`` is public.
+    """
+    params = context.params
+    if params.name != "ckks" or not params.norm_keys:
+        raise UsageError("encrypted distances need a ckks context made with norm keys")
+    for update in (a, b):
+        if update.header["context_fingerprint"] != context.fingerprint:
+            raise HEMismatchError("wrong context: an update was made under another HE context")
+    if a.header["tensors"] != b.header["tensors"]:
+        raise HEMismatchError("layout mismatch: the two updates hold different tensors")
+    ts_ctx, layout = context.tenseal_public(), context.raw_layout()
+    total = None
+    for blob_a, blob_b in zip(a.ciphertexts, b.ciphertexts):
+        diff = cipher.load_ciphertext(blob_a, params, ts_ctx, layout) - cipher.load_ciphertext(blob_b, params, ts_ctx,
+                                                                                                layout)
+        square = diff.dot(diff)
+        total = square if total is None else total + square
+    ts = tenseal()
+    vec = ts.ckks_vector_from(context.tenseal_secret(), cipher.serialize(total))
     return float(vec.decrypt()[0])

@@ -34,6 +34,9 @@ __all__ = [
     "RunResult",
     "SimulationConfig",
     "SimulationResult",
+    "attackers_of",
+    "client_update",
+    "evaluate",
     "prepare",
     "simulate",
     "update_digest",
@@ -157,6 +160,33 @@ def prepare(config: SimulationConfig) -> Prepared:
 def update_digest(delta: np.ndarray) -> str:
     """``sha256:`` of an update's float32 little-endian bytes (what the audit trail records)."""
     return "sha256:" + hashlib.sha256(np.ascontiguousarray(delta, dtype="<f4").tobytes()).hexdigest()
+
+
+def evaluate(prep: Prepared, params: np.ndarray) -> tuple[float, float, float]:
+    """``(accuracy, asr, raw_asr)`` of the global parameters ``params`` on the held-out set (see module doc)."""
+    return _evaluate(prep, params)
+
+
+def attackers_of(config: SimulationConfig) -> tuple[int, ...]:
+    """The compromised clients' indices of a scenario (seeded, sorted): the same in every engine that runs it."""
+    return _choose_attackers(config)
+
+
+def client_update(config: SimulationConfig, prep: Prepared, client: int, global_params: np.ndarray, rnd: int,
+                  strategy: Strategy | None = None) -> ClientUpdate:
+    """What client ``client`` sends in round ``rnd`` (1-based): an honest update, or the attack's if compromised.
+
+    The same function :func:`simulate` calls, so another engine (Flower's) driving it gets bit-identical updates.
+
+    Args:
+        config: the scenario.
+        prep: its prepared data.
+        client: the client's index.
+        global_params: the current global parameters.
+        rnd: the round number.
+        strategy: the defense, when the attack adapts to its fixed norm bound.
+    """
+    return _client_round(config, prep, client, attackers_of(config), global_params, rnd, strategy)
 
 
 def _evaluate(prep: Prepared, params: np.ndarray) -> tuple[float, float, float]:

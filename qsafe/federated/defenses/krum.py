@@ -22,7 +22,7 @@ from qsafe.federated.defenses.base import (
     stack,
 )
 
-__all__ = ["Krum", "MultiKrum", "krum_scores"]
+__all__ = ["Krum", "MultiKrum", "krum_scores", "krum_scores_from_distances"]
 
 
 def krum_scores(matrix: np.ndarray, f: int) -> np.ndarray:
@@ -42,7 +42,21 @@ def krum_scores(matrix: np.ndarray, f: int) -> np.ndarray:
     if n <= 2 * f + 2:
         raise InvalidInputError(f"Krum needs n > 2f + 2 clients; got n={n}, f={f}")
     sq = np.einsum("ij,ij->i", matrix, matrix)
-    dist = np.maximum(sq[:, None] + sq[None, :] - 2.0 * matrix @ matrix.T, 0.0)
+    return krum_scores_from_distances(np.maximum(sq[:, None] + sq[None, :] - 2.0 * matrix @ matrix.T, 0.0), f)
+
+
+def krum_scores_from_distances(squared: np.ndarray, f: int) -> np.ndarray:
+    """Krum scores from an ``(n, n)`` matrix of pairwise squared distances (the diagonal is ignored).
+
+    What a blind Krum needs: the distances can be computed under encryption and only they decrypted.
+
+    Raises:
+        InvalidInputError: ``n <= 2f + 2``.
+    """
+    n = squared.shape[0]
+    if n <= 2 * f + 2:
+        raise InvalidInputError(f"Krum needs n > 2f + 2 clients; got n={n}, f={f}")
+    dist = np.array(squared, dtype=np.float64)
     np.fill_diagonal(dist, np.inf)
     closest = np.sort(dist, axis=1)[:, : n - f - 2]
     return np.asarray(closest.sum(axis=1))
