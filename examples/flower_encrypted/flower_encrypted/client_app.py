@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
@@ -20,6 +22,9 @@ def train_fn(msg: Message, context: Context) -> Message:
     x, y, _, _ = _data(context)
     arrays = {k: v.numpy() for k, v in msg.content["arrays"].items()}
     rnd = int(msg.content["config"]["server-round"])
+    cfg = context.run_config
+    if int(cfg["delay-partition"]) == int(context.node_config["partition-id"]) and int(cfg["delay-round"]) == rnd:
+        time.sleep(float(cfg["delay-seconds"]))  # fault injection (off by default): a slow client in one round
     local = train(arrays, x, y, int(context.run_config["local-epochs"]), seed=rnd)
     return Message(RecordDict({"arrays": ArrayRecord({k: Array(v) for k, v in local.items()}),
                                "metrics": MetricRecord({"num-examples": len(y)})}), reply_to=msg)

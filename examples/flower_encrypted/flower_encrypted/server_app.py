@@ -30,7 +30,8 @@ def main(grid: Grid, context: Context) -> None:
         authority = RemoteKeyAuthority(str(cfg["ka-address"]), ca=str(base / str(cfg["ka-ca"])),
                                        certfile=str(base / str(cfg["ka-cert"])), keyfile=str(base / str(cfg["ka-key"])))
         strategy = QsafeEncryptedAggregation(
-            FedAvg(min_available_nodes=3, min_train_nodes=3, min_evaluate_nodes=2),
+            FedAvg(min_available_nodes=int(cfg["min-nodes"]), min_train_nodes=int(cfg["min-nodes"]),
+                   min_evaluate_nodes=2),
             context=public, allowlist=load_public_keys(base / str(cfg["clients"])), key_authority=authority,
             defense=defense, defense_params={"f": int(cfg["krum-f"]), "m": int(cfg["krum-m"])}, audit=audit,
             min_clients=int(cfg["min-clients"]), run=str(context.run_id))
