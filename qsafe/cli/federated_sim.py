@@ -102,9 +102,11 @@ def _summary_lines(result: Any, reference: Any) -> list[str]:
                   f"{f.raw_asr:.1%} (attack-free {r.raw_asr:.1%})")]
     privacy = result.extra.get("privacy")
     if privacy:
-        lines.append(f"  privacy: client-level ({privacy['epsilon']:.3g}, {privacy['delta']:g})-DP over "
+        sampling = ("every client in every round (no sampling amplification)" if privacy["sampling_rate"] == 1
+                    else f"clients Poisson-sampled at rate {privacy['sampling_rate']:g}")
+        lines.append(f"  privacy: client-level epsilon = {privacy['epsilon']:.4g} at delta = {privacy['delta']:g} over "
                      f"{privacy['rounds']} rounds, noise multiplier {privacy['noise_multiplier']:g} "
-                     f"({privacy['method']}); no sampling, trusted aggregator")
+                     f"({privacy['method']}); {sampling}; the aggregator is trusted with the clipped updates")
     encrypted = result.extra.get("encrypted")
     if encrypted:
         phases = ", ".join(f"{k} {v:.2f} s" for k, v in encrypted["seconds_per_round"].items())

@@ -171,3 +171,39 @@ def test_registry_names_every_defense() -> None:
         make_strategy("magic")
     with pytest.raises(UsageError):
         make_strategy("krum", nonsense=1)
+
+
+def _exact_gaussian_epsilon(sigma: float, rounds: int, delta: float) -> float:
+    """The exact epsilon of T Gaussian-mechanism rounds (= one with sigma / sqrt(T); Balle & Wang 2018)."""
+    import math
+
+    s = sigma / math.sqrt(rounds)
+
+    def delta_of(eps: float) -> float:
+        phi = lambda x: 0.5 * math.erfc(-x / math.sqrt(2))  # noqa: E731
+        return phi(-eps * s + 1 / (2 * s)) - math.exp(eps) * phi(-eps * s - 1 / (2 * s))
+
+    lo, hi = 0.0, 1000.0
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if delta_of(mid) > delta else (lo, mid)
+    return hi
+
+
+@pytest.mark.parametrize("sigma,rounds", [(1.0, 30), (2.0, 100), (0.8, 5)])
+def test_privacy_accounting_by_dp_accounting_is_close_to_the_exact_gaussian_epsilon(sigma: float,
+                                                                                    rounds: int) -> None:
+    spent = privacy_spent(sigma, rounds, 1e-5)
+    exact = _exact_gaussian_epsilon(sigma, rounds, 1e-5)
+    assert set(spent.epsilons or {}) == {"rdp", "pld"} and "dp-accounting" in spent.method
+    assert exact <= spent.epsilon <= exact * 1.03  # a valid upper bound, and tight (PLD)
+    assert spent.epsilons is not None and spent.epsilons["rdp"] >= spent.epsilon
+
+
+def test_client_sampling_amplifies_privacy() -> None:
+    full = privacy_spent(1.0, 100, 1e-5)
+    sampled = privacy_spent(1.0, 100, 1e-5, sampling_rate=0.1)
+    assert sampled.sampling_rate == 0.1 and sampled.rho_zcdp is None
+    assert sampled.epsilon < full.epsilon / 5
+    with pytest.raises(InvalidInputError):
+        privacy_spent(1.0, 10, sampling_rate=0.0)
