@@ -23,7 +23,7 @@ from qsafe._he.backend import tenseal
 from qsafe._he.params import SchemeParams
 from qsafe.errors import FormatError, MissingDependencyError
 
-__all__ = ["Accumulator", "RawLayout", "pack", "parse", "reference_layout", "to_tenseal"]
+__all__ = ["Accumulator", "RawLayout", "pack", "pack_seal", "parse", "reference_layout", "to_tenseal"]
 
 _SEAL_MAGIC = 0xA15E
 _META = 73  # parms_id 32 + ntt flag 1 + size, degree, modulus count 3x8 + scale 8 + correction factor 8
@@ -170,7 +170,23 @@ def _coefficients(tenseal_bytes: bytes, layout: RawLayout) -> np.ndarray:
 
 def pack(tenseal_bytes: bytes, layout: RawLayout) -> bytes:
     """TenSEAL's serialized vector -> qsafe's wire form (byte-packed coefficients)."""
-    coeffs = _coefficients(tenseal_bytes, layout)
+    return _pack_coefficients(_coefficients(tenseal_bytes, layout), layout)
+
+
+def pack_seal(seal_bytes: bytes, layout: RawLayout) -> bytes:
+    """A SEAL-serialized ciphertext (``Ciphertext.save``) -> qsafe's wire form.
+
+    Raises:
+        FormatError: not a ciphertext of this context's shape.
+    """
+    body = _body(seal_bytes, len(layout.prefix) + 8 * int(np.prod(layout.shape)))
+    if body[:len(layout.prefix)] != layout.prefix:
+        raise FormatError("a ciphertext's parameters, level or size differ from this context's")
+    coeffs = np.frombuffer(body, dtype="<u8", offset=len(layout.prefix)).reshape(layout.shape)
+    return _pack_coefficients(coeffs, layout)
+
+
+def _pack_coefficients(coeffs: np.ndarray, layout: RawLayout) -> bytes:
     as_bytes = coeffs.view(np.uint8).reshape(2, len(layout.primes), layout.degree, 8)
     return b"".join(as_bytes[:, j, :, :w].tobytes() for j, w in enumerate(layout.widths))
 
