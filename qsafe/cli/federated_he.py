@@ -40,20 +40,6 @@ def _updates_in(directory: Path) -> list[Path]:
     return found
 
 
-def _load_tensors(path: Path) -> dict[str, Any]:
-    try:
-        from safetensors.numpy import load_file
-    except ImportError as exc:  # pragma: no cover - dev installs have it
-        raise MissingDependencyError("reading .safetensors needs safetensors", hint="pip install 'qsafe[safetensors]'") \
-            from exc
-    try:
-        return dict(load_file(str(path)))
-    except (OSError, ValueError, TypeError) as exc:
-        raise FormatError(f"{path} is not a readable safetensors file of numpy-supported dtypes: {exc}") from exc
-    except Exception as exc:  # safetensors raises its own SafetensorError for malformed headers
-        raise FormatError(f"{path} is not a valid safetensors file: {exc}") from exc
-
-
 @click.command()
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Directory for secret.ctx and public.ctx (created if missing).")
@@ -102,7 +88,8 @@ def encrypt(update: Path, context_path: Path, key_path: Path, round_: int, outpu
             passphrase_file: Path | None, as_json: bool) -> None:
     """Client: clip-check, encrypt and sign one update (a .safetensors file)."""
     from qsafe import keys
-    from qsafe.federated import HEContext, encrypt_update
+    from qsafe.federated import HEContext
+    from qsafe.federated.stream import encrypt_file
 
     if _is_protected(context_path, "context"):  # only secret contexts are protected: say so before asking a passphrase
         raise KeyFileError(f"{context_path} is a (protected) secret context; clients get the public one",
@@ -115,17 +102,31 @@ def encrypt(update: Path, context_path: Path, key_path: Path, round_: int, outpu
                            hint="pass DIR/public.ctx: the secret context must stay with the key authority")
     if pinned is not None:
         ctx.require_fingerprint(pinned)
-    tensors = _load_tensors(update)
-    total = sum(int(t.size) for t in tensors.values())
-    with progress(total, "encrypting") as advance:
-        enc = encrypt_update(tensors, ctx, key, round_, progress=advance)
-    data = enc.to_bytes()
-    with atomic_output(output, inputs=(update, context_path, key_path)) as out:
-        out.write(data)
+    total = _values_in(update)
+    # streamed: the update is read, encrypted and written batch by batch (memory flat in the update's size)
+    with atomic_output(output, inputs=(update, context_path, key_path)) as out, \
+            progress(total, "encrypting") as advance:
+        enc = encrypt_file(update, out, ctx, key, round_, progress=advance)
     if as_json:
         emit_json({"output": str(output), "client_key_id": enc.client_key_id, "round": enc.round,
-                   "nonce": enc.nonce, "context_fingerprint": ctx.fingerprint, "values": total,
-                   "ciphertexts": len(enc.ciphertexts), "bytes": len(data), "bytes_per_value": len(data) / total})
+                   "nonce": enc.nonce, "context_fingerprint": ctx.fingerprint, "values": enc.values,
+                   "ciphertexts": enc.ciphertexts, "bytes": enc.bytes, "bytes_per_value": enc.bytes / enc.values,
+                   "workers": enc.workers})
+
+
+def _values_in(path: Path) -> int:
+    """How many values the update holds (from its safetensors header; nothing else is read)."""
+    import math
+    import os
+
+    from qsafe._hashing.safetensors import read_header
+
+    try:
+        with path.open("rb") as handle:
+            _, header = read_header(handle, os.fstat(handle.fileno()).st_size)
+    except OSError as exc:
+        raise FormatError(f"cannot read {path}: {exc.strerror}") from exc
+    return sum(math.prod(t.shape) for t in header.tensors)
 
 
 @click.command()
