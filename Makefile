@@ -23,7 +23,7 @@ LIBOQS_ALGS    := $(subst $(eval) ,;,$(strip SIG_ml_dsa_44 SIG_ml_dsa_65 SIG_ml_
                     $(foreach s,$(SLH_DSA_SETS),SIG_slh_dsa_pure_$(s))))
 export OQS_INSTALL_PATH := $(OQS_PREFIX)
 PLUGIN_STAMP   := $(VENV)/.qsafe-plugins-installed
-PLUGIN_TESTS   := plugins/qsafe-liboqs/tests
+PLUGIN_TESTS   := plugins/qsafe-liboqs/tests plugins/qsafe-flower/tests
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -55,8 +55,9 @@ $(OQS_LIB):
 liboqs: $(OQS_LIB)
 
 # The plugins in plugins/ (each its own distribution), installed into the venv beside qsafe, with liboqs.
-$(PLUGIN_STAMP): $(STAMP) $(OQS_LIB) plugins/qsafe-liboqs/pyproject.toml
-	$(PY) -m pip install -q --disable-pip-version-check -e './plugins/qsafe-liboqs[test]'
+# qsafe-flower brings flwr[simulation] 1.42 (Ray) for the Flower tests.
+$(PLUGIN_STAMP): $(STAMP) $(OQS_LIB) plugins/qsafe-liboqs/pyproject.toml plugins/qsafe-flower/pyproject.toml
+	$(PY) -m pip install -q --disable-pip-version-check -e './plugins/qsafe-liboqs[test]' -e ./plugins/qsafe-flower
 	@touch $@
 
 plugins: $(PLUGIN_STAMP)
@@ -77,6 +78,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check qsafe tests benchmarks examples scripts fuzz plugins
 	$(VENV)/bin/mypy qsafe
 	$(VENV)/bin/mypy plugins/qsafe-liboqs/qsafe_liboqs
+	$(VENV)/bin/mypy plugins/qsafe-flower/qsafe_flower
 
 bench: $(STAMP) peers
 	$(PY) benchmarks/run_all.py

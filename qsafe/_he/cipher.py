@@ -133,11 +133,16 @@ def encrypt_values(flat: np.ndarray, params: SchemeParams, ctx: Any, layout: raw
     ts = tenseal()
     out: list[bytes] = []
     if params.name == "bfv-packed":
-        rows = packing.pack(packing.quantize(flat, params), params)
-        for row in rows:
-            out.append(raw.pack(bytes(ts.bfv_vector(ctx, row.tolist()).serialize()), layout))
-            if advance:
-                advance(params.values_per_ciphertext)
+        from qsafe._he.fastenc import BatchEncryptor
+
+        encryptor, step = BatchEncryptor(params, ctx, layout), 32 * params.values_per_ciphertext
+        try:
+            for start in range(0, max(flat.size, 1), step):
+                out += encryptor.encrypt(flat[start:start + step])
+                if advance:
+                    advance(min(step, flat.size - start))
+        finally:
+            encryptor.close()
         return out
     per = params.values_per_ciphertext
     chunks = packing.chunk_count(flat.size, params)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
 from qsafe._io import atomic_output
 from qsafe.cli._common import emit_json, passphrase_options, progress, read_input, read_passphrase
-from qsafe.errors import FormatError, HEMismatchError, KeyFileError, MissingDependencyError, UsageError
+from qsafe.errors import FormatError, HEMismatchError, KeyFileError, UsageError
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
 _EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)

@@ -90,7 +90,7 @@ def test_fl_encrypt_peak_memory_is_flat_in_the_update_size(ctx: HEContext, tmp_p
         out = subprocess.run([sys.executable, str(tmp_path / "peak.py"), "fl", "encrypt", str(tmp_path / "u.safetensors"),
                               "--context", str(tmp_path / "public.ctx"), "--key", str(tmp_path / "c.key"), "--round",
                               "1", "-o", str(tmp_path / f"u{values}.qfl"), "--json"],
-                             capture_output=True, text=True, timeout=500)
+                             check=False, capture_output=True, text=True, timeout=500)
         code, main_kib, workers_kib = out.stdout.strip().splitlines()[-1].split()
         assert code in ("0", "None"), out.stderr
         report = json.loads(out.stdout[:out.stdout.rindex("}") + 1])

@@ -180,7 +180,7 @@ def _exact_gaussian_epsilon(sigma: float, rounds: int, delta: float) -> float:
     s = sigma / math.sqrt(rounds)
 
     def delta_of(eps: float) -> float:
-        phi = lambda x: 0.5 * math.erfc(-x / math.sqrt(2))  # noqa: E731
+        phi = lambda x: 0.5 * math.erfc(-x / math.sqrt(2))
         return phi(-eps * s + 1 / (2 * s)) - math.exp(eps) * phi(-eps * s - 1 / (2 * s))
 
     lo, hi = 0.0, 1000.0

@@ -6,9 +6,9 @@ import time
 
 from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
+from qsafe_flower import qsafe_mod
 
 from flower_encrypted.task import client_data, evaluate, train
-from qsafe_flower import qsafe_mod
 
 app = ClientApp(mods=[qsafe_mod])  # qsafe_mod reads qsafe-context and qsafe-key from the SuperNode's node config
 

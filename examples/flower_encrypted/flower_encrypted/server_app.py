@@ -8,11 +8,11 @@ from pathlib import Path
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
+from qsafe_flower import AuditTrail, QsafeEncryptedAggregation, RemoteKeyAuthority
 
 from flower_encrypted.task import initial_arrays
 from qsafe.federated import HEContext
 from qsafe.keys import load_private_key, load_public_keys
-from qsafe_flower import AuditTrail, QsafeEncryptedAggregation, RemoteKeyAuthority
 
 app = ServerApp()
 

@@ -55,7 +55,7 @@ def coarse(value: float, digits: int = 3) -> float:
     """``value`` rounded to ``digits`` significant digits (what the key authority releases of a CKKS scalar)."""
     if value == 0 or not math.isfinite(value):
         return 0.0 if value == 0 else value
-    return round(value, digits - 1 - int(math.floor(math.log10(abs(value)))))
+    return round(value, digits - 1 - math.floor(math.log10(abs(value))))
 
 
 def encode_request(op: str, round: int, blobs: Sequence[bytes], params: dict[str, Any] | None = None) -> bytes:

@@ -45,7 +45,7 @@ def _passphrase(args: argparse.Namespace) -> bytes | None:
     if not is_protected(args.secret.read_bytes()[:64]):
         return None
     if args.passphrase_file is not None:
-        return args.passphrase_file.read_text().splitlines()[0].encode()
+        return bytes(args.passphrase_file.read_text().splitlines()[0].encode())
     if "QSAFE_PASSPHRASE" in os.environ:
         return os.environ["QSAFE_PASSPHRASE"].encode()
     raise UsageError(f"{args.secret} is protected: give --passphrase-file or set QSAFE_PASSPHRASE")

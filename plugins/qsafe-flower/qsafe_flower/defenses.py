@@ -26,7 +26,7 @@ from qsafe.federated.defenses import ClientUpdate, Strategy
 from qsafe.federated.simulation import update_digest
 from qsafe_flower._records import array_record_of, only_array_record, to_numpy
 from qsafe_flower.audit import AuditTrail
-from qsafe_flower.registry import defense_names, make_defense
+from qsafe_flower.registry import make_defense
 
 __all__ = ["ORDER_KEY", "RobustStrategy", "robust_strategy"]
 

@@ -125,7 +125,7 @@ def _encrypting(msg: Message, ctxt: Context, call_next: ClientAppCallable, conte
     config = config_of(msg.content)
     expected = config.get(CONTEXT_KEY)
     if expected is not None and expected != context.fingerprint:
-        raise HEMismatchError(f"the server expects HE context {expected}; this client pins {context.fingerprint}")
+        raise HEMismatchError(f"the server expects HE context {expected!s}; this client pins {context.fingerprint}")
     server_round = int(config["server-round"])  # type: ignore[arg-type]
     bound = config.get(NORM_BOUND_KEY)
     _, received = only_array_record(msg.content)

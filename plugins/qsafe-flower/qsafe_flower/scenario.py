@@ -57,7 +57,7 @@ def scenario_apps(config: SimulationConfig, results: dict[str, Any]) -> tuple[Se
     def train(msg: Message, context: Context) -> Message:
         prep = _prepared(config)
         client = int(context.node_config["partition-id"])
-        global_params = msg.content["arrays"]["params"].numpy()
+        global_params = msg.content.array_records["arrays"]["params"].numpy()
         rnd = int(msg.content["config"]["server-round"])  # type: ignore[arg-type]
         update = client_update(config, prep, client, global_params, rnd)
         local = global_params.astype(np.float64) + update.delta.astype(np.float64)

@@ -92,10 +92,9 @@ class Processes:
         logs.mkdir(parents=True, exist_ok=True)
 
     def start(self, name: str, argv: list[str], cwd: Path) -> subprocess.Popen[bytes]:
-        log = open(self.logs / f"{name}.log", "wb")
-        proc = subprocess.Popen(argv, cwd=cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        log.close()
+        with open(self.logs / f"{name}.log", "wb") as log:
+            proc = subprocess.Popen(argv, cwd=cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
         self.procs[name] = proc
         return proc
 

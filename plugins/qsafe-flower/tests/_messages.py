@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from flwr.app import Context, Message, MessageType, MetricRecord, RecordDict
-from flwr.app import ConfigRecord
-
+from flwr.app import ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
 from qsafe_flower._records import array_record_of
 
 GLOBAL = {"w": np.random.default_rng(0).normal(size=(30, 40)).astype(np.float32), "b": np.zeros(7, np.float32)}

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from flwr.app import Message, MetricRecord, RecordDict
-
 from _deploy import make_certs
 from _messages import GLOBAL, deltas, train_message
+from flwr.app import Message, MetricRecord, RecordDict
+from qsafe_flower import KeyAuthority, KeyAuthorityServer, RemoteKeyAuthority, defense_names, robust_strategy
+from qsafe_flower._records import array_record_of
+
 from qsafe import keys
 from qsafe.errors import HEMismatchError, UnavailableError
 from qsafe.federated import HEContext, aggregate, encrypt_update
 from qsafe.federated.defenses import ClientUpdate, make_strategy
-from qsafe_flower import KeyAuthority, KeyAuthorityServer, RemoteKeyAuthority, defense_names, robust_strategy
-from qsafe_flower._records import array_record_of
 
 
 def test_remote_key_authority_needs_a_client_certificate(tmp_path: Path) -> None:

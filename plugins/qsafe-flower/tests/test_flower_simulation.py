@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 BIN = Path(sys.executable).parent
-ROUNDS = 6
+ROUNDS = 4
 pytestmark = pytest.mark.slow
 
 
@@ -20,13 +20,13 @@ pytestmark = pytest.mark.slow
 def test_flower_simulation_matches_qsafe_fl_simulate(defense: str, tmp_path: Path) -> None:
     flower = subprocess.run([sys.executable, "-m", "qsafe_flower.scenario", "--defense", defense, "--rounds",
                              str(ROUNDS), "--seed", "0", "--attackers", "2", "--clients", "20"],
-                            capture_output=True, text=True, timeout=800)
+                            check=False, capture_output=True, text=True, timeout=800)
     assert flower.returncode == 0, flower.stderr[-4000:]
     ours = json.loads(flower.stdout)
     report = tmp_path / "qsafe.json"
     native = subprocess.run([str(BIN / "qsafe"), "fl", "simulate", "--defense", defense, "--rounds", str(ROUNDS),
                              "--seed", "0", "--attackers", "2", "--clients", "20", "--no-reference", "--json",
-                             str(report)], capture_output=True, text=True, timeout=800)
+                             str(report)], check=False, capture_output=True, text=True, timeout=800)
     assert native.returncode == 0, native.stderr[-4000:]
     (result,) = json.loads(report.read_text())["runs"]
     assert len(ours["rounds"]) == len(result["rounds"]) == ROUNDS
