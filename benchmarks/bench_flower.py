@@ -166,8 +166,9 @@ def _secagg_apps(clients: int, params: int, rounds: int) -> tuple[Any, Any]:
                                 evaluate_fn=evaluate_fn,
                                 initial_parameters=ndarrays_to_parameters([np.zeros(params, np.float32)]))
         legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=rounds), strategy=strategy)
-        fit = SecAggPlusWorkflow(num_shares=max(3, int(np.ceil(np.log2(clients)))), reconstruction_threshold=2,
-                                 clipping_range=8.0)
+        # an odd number of shares (Flower requires it) of about log2(C) neighbours, as in SecAgg+'s paper
+        shares = min(clients, 2 * int(np.ceil(np.log2(clients) / 2)) + 1)
+        fit = SecAggPlusWorkflow(num_shares=shares, reconstruction_threshold=shares // 2 + 1, clipping_range=8.0)
         call = fit.__call__
 
         class Timed:
@@ -205,6 +206,8 @@ def run_one(method: str, clients: int, params: int, rounds: int) -> dict[str, An
         per_client_cpu = {k: v / rounds for k, v in per_client_cpu.items()}
         per_client_bytes = {k: v // rounds for k, v in per_client_bytes.items()}
     server = [n["cpu"] for n in notes if n["kind"] == "server"]
+    if not per_client_bytes or statistics.median(per_client_bytes.values()) < params:
+        raise RuntimeError(f"{method}: the round did not complete (clients uploaded {per_client_bytes}); see the log")
     return {"method": method, "clients": clients, "params": params,
             "bytes_per_param": statistics.median(per_client_bytes.values()) / params,
             "client_cpu_s": statistics.median(per_client_cpu.values()),

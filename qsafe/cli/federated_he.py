@@ -146,8 +146,9 @@ def aggregate(updates: tuple[Path, ...], context_path: Path, allowlist: Path, ro
     """
     from qsafe import keys
     from qsafe._text import printable
-    from qsafe.federated import HEContext, infer_round
-    from qsafe.federated import aggregate as aggregate_updates
+    from qsafe.federated import HEContext
+    from qsafe.federated.stream_aggregate import aggregate_files
+    from qsafe.federated.stream_aggregate import infer_round_of_files as infer_round
 
     ctx = HEContext.load(context_path)
     if ctx.has_secret:
@@ -155,17 +156,19 @@ def aggregate(updates: tuple[Path, ...], context_path: Path, allowlist: Path, ro
     allowed = keys.load_public_keys(allowlist)
     if round_ is None:
         round_ = infer_round(updates, ctx, allowed)
-    with progress(len(updates), "aggregating") as advance:
-        result = aggregate_updates(updates, ctx, allowed, round_, progress=advance)
-    if result.aggregate is not None:
-        with atomic_output(output, inputs=(*updates, context_path)) as out:
-            out.write(result.aggregate.to_bytes())
+    from qsafe._io import refuse_same_file
+
+    refuse_same_file(output, context_path)
+    # streamed: two passes over the files, one ciphertext per update in memory (flat in the update's size)
+    with progress(2 * len(updates), "aggregating") as advance:
+        result = aggregate_files(updates, ctx, allowed, round_, output, progress=advance)
+    written = bool(result.accepted)
     if as_json:
-        emit_json({**result.to_json(), "round": round_, "output": str(output) if result.aggregate else None,
+        emit_json({**result.to_json(), "round": round_, "output": str(output) if written else None,
                    "context_fingerprint": ctx.fingerprint})
     if result.refused:
         lines = [f"{len(result.refused)} of {len(updates)} updates refused; "
-                 + (f"the other {len(result.accepted)} were aggregated into {output}" if result.aggregate
+                 + (f"the other {len(result.accepted)} were aggregated into {output}" if written
                     else "nothing was written")]
         lines += [f"refused {printable(r.source)}: {printable(r.reason)}" for r in result.refused]
         raise HEMismatchError("\n".join(lines))

@@ -64,22 +64,7 @@ class EncryptedUpdate:
         """
         box = container.decode(data, FL_UPDATE_MAGIC, "federated update")
         header = box.header
-        if set(header) != _HEADER_KEYS or header["kind"] != "update" or header["format_version"] != 1:
-            raise FormatError("not a version-1 federated update header (unknown, missing or extra fields)")
-        params = params_from_json(header["scheme"])
-        specs = packing.layout_from_json(header["tensors"])
-        chunks = packing.chunk_count(packing.total_values(specs), params)
-        digests = header["ciphertext_sha256"]
-        if not (isinstance(digests, list) and len(digests) == chunks == len(box.blobs)
-                and all(isinstance(d, str) and len(d) == 64 for d in digests)):
-            raise FormatError(f"the update should carry {chunks} ciphertexts and digests")
-        if header["packing"] != _packing_json(params.values_per_slot, params.slots, packing.total_values(specs)):
-            raise FormatError("the update's packing does not match its scheme and tensors")
-        if any(len(b) != params.ciphertext_bytes for b in box.blobs):
-            raise FormatError(f"every ciphertext of this scheme has {params.ciphertext_bytes} bytes")
-        _check_scalars(header)
-        if not box.signature:
-            raise FormatError("the update is not signed")
+        check_header(header, [len(b) for b in box.blobs], box.signature)
         return cls(box.header_bytes, header, box.blobs, box.signature)
 
     @classmethod
@@ -91,6 +76,30 @@ class EncryptedUpdate:
         """
         data = read_regular(path, "update", max_bytes=MAX_UPDATE_BYTES)  # never blocks on a FIFO
         return cls.from_bytes(data)
+
+
+def check_header(header: dict[str, Any], blob_lengths: list[int], signature: bytes) -> None:
+    """Check an update header's structure against its ciphertext count and sizes (not the signature's validity).
+
+    Raises:
+        FormatError: unknown, missing or inconsistent fields, wrong ciphertext count or size, or no signature.
+    """
+    if set(header) != _HEADER_KEYS or header["kind"] != "update" or header["format_version"] != 1:
+        raise FormatError("not a version-1 federated update header (unknown, missing or extra fields)")
+    params = params_from_json(header["scheme"])
+    specs = packing.layout_from_json(header["tensors"])
+    chunks = packing.chunk_count(packing.total_values(specs), params)
+    digests = header["ciphertext_sha256"]
+    if not (isinstance(digests, list) and len(digests) == chunks == len(blob_lengths)
+            and all(isinstance(d, str) and len(d) == 64 for d in digests)):
+        raise FormatError(f"the update should carry {chunks} ciphertexts and digests")
+    if header["packing"] != _packing_json(params.values_per_slot, params.slots, packing.total_values(specs)):
+        raise FormatError("the update's packing does not match its scheme and tensors")
+    if any(n != params.ciphertext_bytes for n in blob_lengths):
+        raise FormatError(f"every ciphertext of this scheme has {params.ciphertext_bytes} bytes")
+    _check_scalars(header)
+    if not signature:
+        raise FormatError("the update is not signed")
 
 
 def _check_scalars(header: dict[str, Any]) -> None:
