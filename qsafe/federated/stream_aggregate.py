@@ -68,38 +68,38 @@ def _frame(handle: BinaryIO, size: int, what: str) -> tuple[EncryptedUpdate, tup
     def take(n: int) -> bytes:
         data = handle.read(n)
         if len(data) != n:
-            raise FormatError(f"{what}: the federated update is truncated")
+            raise FormatError("the federated update is truncated")
         return data
 
-    if take(len(FL_UPDATE_MAGIC)) != FL_UPDATE_MAGIC:
-        raise FormatError(f"{what}: not a federated update (expected it to start with {FL_UPDATE_MAGIC!r})")
+    if handle.read(len(FL_UPDATE_MAGIC)) != FL_UPDATE_MAGIC:
+        raise FormatError(f"not a federated update (expected it to start with {FL_UPDATE_MAGIC!r})")
     (hlen,) = struct.unpack(">I", take(4))
     if hlen > container.MAX_HEADER:
-        raise FormatError(f"{what}: the header length ({hlen}) exceeds the limit")
+        raise FormatError(f"the header length ({hlen}) exceeds the limit")
     header_bytes = take(hlen)
     header = _json.loads(header_bytes, "the federated update's header", max_bytes=container.MAX_HEADER)
     if not isinstance(header, dict) or container.canonical_json(header) != header_bytes:
-        raise FormatError(f"{what}: the federated update's header is not a canonical JSON object")
+        raise FormatError("the federated update's header is not a canonical JSON object")
     (count,) = struct.unpack(">I", take(4))
     if count > container.MAX_BLOBS:
-        raise FormatError(f"{what}: too many ciphertexts ({count})")
+        raise FormatError(f"too many ciphertexts ({count})")
     offsets, lengths = [], []
     position = handle.tell()
     for _ in range(count):
         handle.seek(position)
         (length,) = struct.unpack(">Q", take(8))
         if length > container.MAX_BLOB or position + 8 + length > size:
-            raise FormatError(f"{what}: a ciphertext runs past the end of the file")
+            raise FormatError("a ciphertext runs past the end of the file")
         offsets.append(position + 8)
         lengths.append(length)
         position += 8 + length
     handle.seek(position)
     (slen,) = struct.unpack(">I", take(4))
     if slen > container.MAX_SIGNATURE:
-        raise FormatError(f"{what}: the signature length exceeds the limit")
+        raise FormatError("the signature length exceeds the limit")
     signature = take(slen)
     if handle.tell() != size:
-        raise FormatError(f"{what}: {size - handle.tell()} unexpected trailing bytes")
+        raise FormatError(f"{size - handle.tell()} unexpected trailing bytes")
     check_header(header, lengths, signature)
     return EncryptedUpdate(header_bytes, header, (), signature), tuple(offsets), lengths[0] if lengths else 0
 

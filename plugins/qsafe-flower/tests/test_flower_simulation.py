@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 BIN = Path(sys.executable).parent
-ROUNDS = 4
+ROUNDS = 3
 pytestmark = pytest.mark.slow
 
 
