@@ -35,18 +35,18 @@ class BatchEncryptor:
             self._encoder = seal.BatchEncoder(context)
             self._plain = seal.Plaintext()
             self._cipher = seal.Ciphertext(context)
+            # SEAL's binding saves only to a path: an unlinked file in tmpfs, reached through /proc, so nothing is
+            # left behind even when a worker process is killed
             shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-            fd, self._spool = tempfile.mkstemp(prefix="qsafe-ct-", dir=shm)
-            os.close(fd)
+            self._fd, name = tempfile.mkstemp(prefix="qsafe-ct-", dir=shm)
+            os.unlink(name)
+            self._spool = f"/proc/self/fd/{self._fd}"
 
     def close(self) -> None:
-        spool = getattr(self, "_spool", None)
-        if spool:
-            try:
-                os.unlink(spool)
-            except OSError:
-                pass
-            self._spool = ""
+        fd = getattr(self, "_fd", -1)
+        if fd >= 0:
+            os.close(fd)
+            self._fd = -1
 
     def __del__(self) -> None:
         self.close()
@@ -62,8 +62,7 @@ class BatchEncryptor:
             self._encoder.encode(row.tolist(), self._plain)
             self._encryptor.encrypt(self._plain, self._cipher)
             self._cipher.save(self._spool)
-            with open(self._spool, "rb") as handle:
-                out.append(raw.pack_seal(handle.read(), self.layout))
+            out.append(raw.pack_seal(os.pread(self._fd, os.fstat(self._fd).st_size, 0), self.layout))
         return out
 
 
