@@ -45,6 +45,21 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
+def session_members(sid: int) -> list[int]:
+    """Live processes of the session ``sid`` (one a test started with ``start_new_session=True``): what is left
+    of it even after its leader exited and its children were re-parented."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[3]) == sid and fields[0] != "Z":
+                out.append(int(entry))
+    return out
+
+
 class Processes:
     """The processes a test starts; :meth:`stop_all` ends them and everything they started."""
 
