@@ -107,6 +107,14 @@ def _check(values: np.ndarray, name: str, clip: float) -> None:
                                      "larger --clip")
 
 
+def _can_spawn() -> bool:
+    """Spawned workers re-import ``__main__`` from its file: impossible when it came from stdin (``python -``)."""
+    import sys
+
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    return path is None or os.path.isfile(path)
+
+
 def _encrypted(batches: Iterator[np.ndarray], context: HEContext, workers: int) -> Iterator[list[bytes]]:
     """Encrypted batches in order; at most ``2 * workers`` batches in flight."""
     if workers <= 1:
@@ -166,6 +174,8 @@ def encrypt_file(source: str | os.PathLike[str], out: BinaryIO, context: HEConte
     chunks = packing.chunk_count(total, params)
     if workers is None:
         workers = min(2, os.cpu_count() or 1) if chunks >= _PARALLEL_MIN_CIPHERTEXTS else 1
+    if not _can_spawn():
+        workers = 1
     nonce = os.urandom(32).hex()
     header = {
         "format_version": 1, "kind": "update", "scheme": params.to_json(),
