@@ -5,10 +5,14 @@ Commands are loaded lazily: ``qsafe verify`` imports the signing modules only, n
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +91,43 @@ def render_internal_error(exc: Exception) -> None:
                                  "and the same command"))
 
 
+class Terminated(BaseException):
+    """SIGTERM (or SIGHUP) arrived. A BaseException, like KeyboardInterrupt, so that no ``except Exception``
+    swallows it and every ``finally`` / ``except BaseException`` clean-up runs (atomic outputs delete their
+    hidden temporary file, extraction and verified-copy folders are removed)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, _frame: Any) -> None:
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _signals() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into :class:`Terminated` while a command runs (main thread only), then restore."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    wanted = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None]
+    previous = {s: signal.signal(s, _raise_terminated) for s in wanted}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _interrupted(ctx: click.Context, signum: int) -> None:
+    """Exit 128 + the signal's number after every clean-up ran (130 for SIGINT, 143 for SIGTERM)."""
+    name = signal.Signals(signum).name
+    click.echo(f"qsafe: error: interrupted by {name}; no output file was left (outputs appear only when complete)",
+               err=True)
+    ctx.exit(128 + signum)
+
+
 class LazyGroup(click.Group):
     """A group whose subcommands are imported on first use and whose QsafeErrors become exit codes."""
 
@@ -125,7 +166,12 @@ class LazyGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with _signals():
+                return super().invoke(ctx)
+        except KeyboardInterrupt:  # SIGINT: not exit 1, which the README reserves for bugs
+            _interrupted(ctx, signal.SIGINT)
+        except Terminated as term:
+            _interrupted(ctx, term.signum)
         except QsafeError as err:
             render_error(err)
             ctx.exit(err.exit_code)
