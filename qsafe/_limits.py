@@ -8,22 +8,41 @@ A limit is a refusal (exit 3, :class:`~qsafe.errors.FormatError`), never a trunc
 from __future__ import annotations
 
 __all__ = [
+    "AGE_ARMOR_MAX_WHITESPACE",
+    "AGE_HEADER_MAX_BYTES",
+    "AGE_HEADER_MAX_LINE",
+    "AGE_SCRYPT_MAX_WORK_FACTOR",
     "ARCHIVE_MAX_DEPTH",
     "ARCHIVE_MAX_NAME_BYTES",
+    "ATTESTATION_MAX_CACHED_LINKS",
     "AUDIT_LINE_MAX_BYTES",
     "BUNDLE_MAX_BYTES",
     "CERTIFICATE_CHAIN_MAX_LENGTH",
     "CERTIFICATE_FILE_MAX_BYTES",
     "EVIDENCE_MAX_BYTES",
+    "FL_CONTAINER_MAX_BLOBS",
+    "FL_CONTAINER_MAX_BLOB_BYTES",
+    "FL_CONTAINER_MAX_HEADER_BYTES",
+    "FL_CONTAINER_MAX_SIGNATURE_BYTES",
+    "FL_CONTEXT_MAX_BYTES",
+    "FL_MAX_CLIENTS",
+    "FL_MAX_TENSORS",
+    "FL_MAX_VALUES",
+    "FL_UPDATE_MAX_BYTES",
     "JSON_MAX_BYTES",
     "JSON_MAX_DEPTH",
     "JSON_MAX_INT",
     "JSON_MAX_NUMBER_CHARS",
     "JSON_MIN_INT",
+    "KEY_FILE_MAX_BYTES",
     "LOAD_KEEP_MAX_BYTES",
+    "MODEL_EVIDENCE_MAX_BYTES",
+    "MODEL_EVIDENCE_MAX_CLAIMS",
+    "MODEL_EVIDENCE_MAX_DEPTH",
     "MODEL_MAX_DEPTH",
     "MODEL_MAX_FILES",
     "MODEL_MAX_RESOURCES",
+    "MODEL_MAX_SHARD_SIZE",
     "MODEL_MAX_TENSORS",
     "POLICY_MAX_BYTES",
     "RESULT_MAX_BYTES",
@@ -43,8 +62,9 @@ __all__ = [
 JSON_MAX_BYTES = 16 << 20
 #: Nesting of arrays and objects. qsafe's own documents nest at most ~8 deep.
 JSON_MAX_DEPTH = 64
-#: Integers are int64 or uint64: nothing qsafe reads needs more, and a 5,000-digit number costs quadratic time.
+#: The smallest integer a JSON input may hold. Integers are int64 or uint64: nothing qsafe reads needs more, and a 5,000-digit number costs quadratic time.
 JSON_MIN_INT = -(1 << 63)
+#: The largest integer a JSON input may hold (uint64).
 JSON_MAX_INT = (1 << 64) - 1
 #: Characters of one number literal (a float with 17 significant digits and an exponent needs ~25).
 JSON_MAX_NUMBER_CHARS = 64
@@ -98,9 +118,50 @@ ARCHIVE_MAX_DEPTH = 64
 #: Bytes of an archive entry's path.
 ARCHIVE_MAX_NAME_BYTES = 4096
 
+# --- federated updates, HE contexts, age files, keys, model evidence (moved here from their modules) -------------
+#: Clients one HE context may be made for (its max_clients).
+FL_MAX_CLIENTS = 1 << 20
+#: Header of a .qfl update, aggregate or HE context file.
+FL_CONTAINER_MAX_HEADER_BYTES = 16 << 20
+#: Ciphertexts (blobs) in one container.
+FL_CONTAINER_MAX_BLOBS = 1 << 20
+#: Bytes of one blob.
+FL_CONTAINER_MAX_BLOB_BYTES = 1 << 30
+#: Bytes of a container's signature.
+FL_CONTAINER_MAX_SIGNATURE_BYTES = 16 << 10
+#: Tensors named in one federated update.
+FL_MAX_TENSORS = 100_000
+#: Values in one federated update.
+FL_MAX_VALUES = 1 << 34
+#: Bytes of one .qfl update file (16 GiB: ~1.6 billion values in bfv-packed).
+FL_UPDATE_MAX_BYTES = 1 << 34
+#: Bytes of an HE context file (a CKKS public context with norm keys is ~35 MB).
+FL_CONTEXT_MAX_BYTES = 256 << 20
+#: Whitespace around an armored age file.
+AGE_ARMOR_MAX_WHITESPACE = 1024
+#: scrypt work factor (log2 N) a passphrase-encrypted file may demand (22: 4 GiB of scrypt memory; age's own default is 18).
+AGE_SCRYPT_MAX_WORK_FACTOR = 22
+#: Bytes of one age header line.
+AGE_HEADER_MAX_LINE = 8192
+#: Bytes of an age header (all recipient stanzas).
+AGE_HEADER_MAX_BYTES = 1 << 20
+#: Bytes of one signed model-evidence file.
+MODEL_EVIDENCE_MAX_BYTES = 16 << 20
+#: Claims extracted from one model-evidence statement.
+MODEL_EVIDENCE_MAX_CLAIMS = 100_000
+#: Nesting of a model-evidence predicate flattened into claims.
+MODEL_EVIDENCE_MAX_DEPTH = 32
+#: Verified certificate links cached per process (evidence chains).
+ATTESTATION_MAX_CACHED_LINKS = 4096
+#: shard_size of a shards-method manifest.
+MODEL_MAX_SHARD_SIZE = 1 << 53
+#: Bytes of a key file (public, private, identity).
+KEY_FILE_MAX_BYTES = 16 << 20
+
 # --- times ----------------------------------------------------------------------------------------------------
 #: Timestamps outside [TIME_MIN_YEAR, TIME_MAX_YEAR) are format errors: arithmetic on them cannot overflow.
 TIME_MIN_YEAR = 1900
+#: First year refused (times are compared in UTC).
 TIME_MAX_YEAR = 9000
 
 

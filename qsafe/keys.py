@@ -26,6 +26,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
+from qsafe import _limits
 from qsafe import signers as _signers
 from qsafe._crypto import der as _der
 from qsafe._crypto import keyfile as _keyfile
@@ -324,7 +325,7 @@ def public_key_from_pem(pem: bytes, *, source: str = "public key") -> PublicKey:
 
 # A key file (or an allowlist of thousands of public keys) is kilobytes; reading at most this much keeps a model
 # passed as --key by mistake from being read whole into memory.
-MAX_KEY_FILE_BYTES = 16 << 20
+MAX_KEY_FILE_BYTES = _limits.KEY_FILE_MAX_BYTES
 
 
 def _read(path: str | Path) -> bytes:

@@ -129,7 +129,7 @@ class Serialization:
 
 
 # Shard sizes are byte counts; a JSON number past 2**53 could not even be represented exactly as a float.
-_MAX_SHARD_SIZE = 1 << 53
+_MAX_SHARD_SIZE = _limits.MODEL_MAX_SHARD_SIZE
 
 
 def _shard_size(value: Any) -> int:

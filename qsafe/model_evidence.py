@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qsafe import _json as _hardened_json
-from qsafe import _labels
+from qsafe import _labels, _limits
 from qsafe.errors import AttestationError, FormatError, SignatureError, UsageError
 
 if TYPE_CHECKING:
@@ -62,9 +62,9 @@ __all__ = [
 
 ROBUSTNESS_EVALUATION = _labels.ROBUSTNESS_EVALUATION_PREDICATE_TYPE
 PREFIX = _labels.MODEL_EVIDENCE_CLAIM_PREFIX
-MAX_EVIDENCE_BYTES = 16 * 1024 * 1024
-_MAX_CLAIMS = 100_000
-_MAX_DEPTH = 32
+MAX_EVIDENCE_BYTES = _limits.MODEL_EVIDENCE_MAX_BYTES
+_MAX_CLAIMS = _limits.MODEL_EVIDENCE_MAX_CLAIMS
+_MAX_DEPTH = _limits.MODEL_EVIDENCE_MAX_DEPTH
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")  # fullmatch: `$` would accept a final newline
 _ENVELOPE_FIELDS = frozenset({"payloadType", "payload", "signatures"})
 _STATEMENT_FIELDS = frozenset({"_type", "subject", "predicateType", "predicate"})

@@ -11,13 +11,14 @@ import binascii
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from qsafe import _limits
 from qsafe.errors import FormatError
 
 BEGIN = b"-----BEGIN AGE ENCRYPTED FILE-----"
 END = b"-----END AGE ENCRYPTED FILE-----"
 COLUMNS = 64
 _WHITESPACE = b" \t\r\n"
-_MAX_WHITESPACE = 1024
+_MAX_WHITESPACE = _limits.AGE_ARMOR_MAX_WHITESPACE
 
 
 class ByteSource:

@@ -17,6 +17,7 @@ from typing import BinaryIO
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from qsafe import _limits
 from qsafe.errors import FormatError, IntegrityError
 
 VERSION_LINE = b"age-encryption.org/v1\n"
@@ -26,8 +27,8 @@ MAC_PREFIX = b"---"
 BODY_COLUMNS = 64
 FILE_KEY_SIZE = 16
 # Bounds keep a hostile header from exhausting memory: a hybrid stanza line is ~1.5 KiB.
-MAX_LINE = 8192
-MAX_HEADER = 1 << 20
+MAX_LINE = _limits.AGE_HEADER_MAX_LINE
+MAX_HEADER = _limits.AGE_HEADER_MAX_BYTES
 _B64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
 
 

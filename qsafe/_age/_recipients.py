@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from qsafe import _limits
 from qsafe._age._format import FILE_KEY_SIZE, Stanza, b64decode, b64encode, hkdf_sha256
 from qsafe.errors import FormatError
 
@@ -37,7 +38,7 @@ HYBRID_ENC_SIZE = 1088 + 32
 HYBRID_PUBLIC_SIZE = 1184 + 32
 WRAPPED_SIZE = FILE_KEY_SIZE + 16
 DEFAULT_WORK_FACTOR = 18
-MAX_WORK_FACTOR = 22
+MAX_WORK_FACTOR = _limits.AGE_SCRYPT_MAX_WORK_FACTOR
 _ZERO_NONCE = b"\x00" * 12
 _WORK_FACTOR = re.compile(r"[1-9][0-9]{0,1}")
 

@@ -18,6 +18,7 @@ from importlib import resources
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from qsafe import _limits
 from qsafe._x509 import parse_lazy_parts
 from qsafe.errors import FormatError
 
@@ -93,7 +94,7 @@ def _is_ca(cert: x509.Certificate) -> bool:
 # bytes, so a verifier that sees the same device chains again (every appraisal of the same GPUs) skips it;
 # validity periods and CA flags are still checked on every call.
 _VERIFIED_LINKS: dict[tuple[bytes, bytes], bool] = {}
-_MAX_LINKS = 4096
+_MAX_LINKS = _limits.ATTESTATION_MAX_CACHED_LINKS
 
 
 def _issued_by(child: x509.Certificate, issuer: x509.Certificate) -> None:

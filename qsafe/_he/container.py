@@ -20,15 +20,15 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from qsafe import _json
+from qsafe import _json, _limits
 from qsafe.errors import FormatError
 
 __all__ = ["Container", "canonical_json", "decode", "encode", "sha256_hex"]
 
-MAX_HEADER = 16 << 20
-MAX_BLOBS = 1 << 20
-MAX_BLOB = 1 << 30
-MAX_SIGNATURE = 16 << 10
+MAX_HEADER = _limits.FL_CONTAINER_MAX_HEADER_BYTES
+MAX_BLOBS = _limits.FL_CONTAINER_MAX_BLOBS
+MAX_BLOB = _limits.FL_CONTAINER_MAX_BLOB_BYTES
+MAX_SIGNATURE = _limits.FL_CONTAINER_MAX_SIGNATURE_BYTES
 
 
 @dataclass(frozen=True)

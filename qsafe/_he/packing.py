@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from qsafe import _limits
 from qsafe._he.params import SchemeParams
 from qsafe.errors import FormatError, InvalidInputError
 
@@ -32,8 +33,8 @@ __all__ = [
 # safetensors dtype names of the float types an update may hold.
 DTYPES: dict[str, str] = {"F16": "float16", "F32": "float32", "F64": "float64"}
 _NAMES = {np.dtype(v): k for k, v in DTYPES.items()}
-_MAX_TENSORS = 100_000
-_MAX_VALUES = 1 << 34
+_MAX_TENSORS = _limits.FL_MAX_TENSORS
+_MAX_VALUES = _limits.FL_MAX_VALUES
 
 
 @dataclass(frozen=True)

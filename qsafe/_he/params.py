@@ -18,13 +18,14 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from qsafe import _limits
 from qsafe.errors import FormatError, UsageError
 
 __all__ = ["SCHEMES", "SchemeParams", "bfv_packed", "ckks", "params_from_json"]
 
 BFV_PLAIN_MODULUS = 144115188075814913  # largest prime < 2**57 that is 1 mod 2*4096 (batching)
 SCHEMES = ("bfv-packed", "ckks")
-_MAX_CLIENTS_LIMIT = 1 << 20
+_MAX_CLIENTS_LIMIT = _limits.FL_MAX_CLIENTS
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+from qsafe import _limits
 from qsafe._files import read_regular
 from qsafe._he import cipher, container
 from qsafe._he.params import SchemeParams, bfv_packed, ckks, params_from_json
@@ -31,7 +32,7 @@ __all__ = ["HEContext", "is_protected"]
 
 _AGE_PREFIXES = (b"-----BEGIN AGE ENCRYPTED FILE-----", b"age-encryption.org/v1")
 # A CKKS public context with norm keys is ~35 MB; armored secret contexts are a few MB.
-_MAX_CONTEXT_BYTES = 256 << 20
+_MAX_CONTEXT_BYTES = _limits.FL_CONTEXT_MAX_BYTES
 
 
 def is_protected(data: bytes) -> bool:

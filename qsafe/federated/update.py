@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from qsafe import _limits
 from qsafe._files import read_regular
 from qsafe._he import cipher, container, packing
 from qsafe._he.params import params_from_json
@@ -25,7 +26,7 @@ from qsafe.keys import PrivateKey, PublicKey
 
 __all__ = ["EncryptedUpdate", "encrypt_update", "verify_update"]
 
-MAX_UPDATE_BYTES = 1 << 34  # 16 GiB: ~1.6 billion values in bfv-packed
+MAX_UPDATE_BYTES = _limits.FL_UPDATE_MAX_BYTES
 _HEADER_KEYS = {"format_version", "kind", "scheme", "context_fingerprint", "tensors", "packing",
                 "ciphertext_sha256", "client_key_id", "signature_algorithm", "round", "nonce"}
 
