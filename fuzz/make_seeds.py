@@ -77,7 +77,16 @@ def bundles(tmp: Path) -> None:
         files[f"{alg}.sig"] = data
         payload = base64.b64decode(json.loads(data)["dsseEnvelope"]["payload"])
         files[f"{alg}.statement.json"] = payload
+    files.update(_recorded_bundles())
     _write("bundle", files)
+
+
+def _recorded_bundles() -> dict[str, bytes]:
+    """Key, certificate and Sigstore (keyless) bundles from the interop vectors (issue 9)."""
+    vectors = ROOT / "tests" / "vectors"
+    paths = [*sorted((vectors / "oms-vectors" / "v1.0" / "valid").glob("*.bundle.json")),
+             *sorted((vectors / "model-signing" / "generated" / "1.1.0").glob("cert-*.sig"))]
+    return {f"recorded-{p.name}": p.read_bytes() for p in paths}
 
 
 def safetensors_files(tmp: Path) -> None:
