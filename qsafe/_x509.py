@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from cryptography import x509
 
 LAZY_ERRORS = (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
+# What the load_* functions raise for a malformed certificate: InvalidVersion is not a ValueError.
+LOAD_ERRORS = (ValueError, x509.InvalidVersion)
 
 
 def parse_lazy_parts(certs: Sequence[x509.Certificate]) -> int | None:

@@ -33,7 +33,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
 from qsafe import _limits
 from qsafe._files import read_regular
-from qsafe._x509 import parse_lazy_parts
+from qsafe._x509 import LOAD_ERRORS, parse_lazy_parts
 from qsafe.errors import FormatError, KeyFileError, SignatureError
 from qsafe.policy import CertificateInfo
 
@@ -68,7 +68,7 @@ def parse_der_certificates(ders: Sequence[bytes]) -> list[x509.Certificate]:
         for i, der in enumerate(ders):
             try:
                 out.append(x509.load_der_x509_certificate(der))
-            except ValueError as exc:
+            except LOAD_ERRORS as exc:
                 raise FormatError(f"certificate {i} of the bundle's chain is malformed: {exc}") from None
     bad = parse_lazy_parts(out)
     if bad is not None:
@@ -94,7 +94,7 @@ def load_certificates(paths: Sequence[str | Path]) -> list[x509.Certificate]:
             warnings.simplefilter("ignore")
             try:
                 certs = x509.load_pem_x509_certificates(data)
-            except ValueError as exc:
+            except LOAD_ERRORS as exc:
                 raise KeyFileError(f"{path}: no PEM certificate ({exc})",
                                    hint="--certificate-chain takes PEM certificates (BEGIN CERTIFICATE)") from None
         bad = parse_lazy_parts(certs)

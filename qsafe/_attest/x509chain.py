@@ -19,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from qsafe import _limits
-from qsafe._x509 import parse_lazy_parts
+from qsafe._x509 import LOAD_ERRORS, parse_lazy_parts
 from qsafe.errors import FormatError
 
 __all__ = ["ChainError", "load_der_or_pem", "load_pem_chain", "pinned_roots", "verify_chain"]
@@ -40,7 +40,7 @@ def load_pem_chain(data: bytes) -> list[x509.Certificate]:
         warnings.simplefilter("ignore")
         try:
             certs = x509.load_pem_x509_certificates(data)
-        except ValueError as exc:
+        except LOAD_ERRORS as exc:
             raise FormatError(f"malformed PEM certificate chain: {exc}") from exc
     if not certs:
         raise FormatError("empty certificate chain")
@@ -55,7 +55,7 @@ def load_der_or_pem(data: bytes) -> list[x509.Certificate]:
         warnings.simplefilter("ignore")
         try:
             return _parsed([x509.load_der_x509_certificate(data)])
-        except ValueError as exc:
+        except LOAD_ERRORS as exc:
             raise FormatError(f"malformed DER certificate: {exc}") from exc
 
 

@@ -96,3 +96,18 @@ def test_bundle_certificate_with_an_invalid_issuer_name_is_a_format_error(tmp_pa
     pem.write_bytes(b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(der) + b"-----END CERTIFICATE-----\n")
     with pytest.raises(KeyFileError, match="malformed"):
         load_certificates([pem])
+
+
+def test_certificate_with_an_unknown_version_is_refused_by_every_loader(tmp_path: Path) -> None:
+    # cryptography raises x509.InvalidVersion, which is not a ValueError, for a version field other than v1-v3.
+    der = (VECTORS / "certificates" / "version-18.der").read_bytes()
+    with pytest.raises(FormatError, match="malformed"):
+        parse_der_certificates([der])
+    with pytest.raises(FormatError, match="malformed"):
+        load_der_or_pem(der)
+    pem = b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(der) + b"-----END CERTIFICATE-----\n"
+    with pytest.raises(FormatError, match="malformed"):
+        load_pem_chain(pem)
+    (tmp_path / "root.pem").write_bytes(pem)
+    with pytest.raises(KeyFileError):
+        load_certificates([tmp_path / "root.pem"])
