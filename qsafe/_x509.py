@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 from cryptography import x509
 
-LAZY_ERRORS = (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
+# TypeError: cryptography builds a Name attribute with a type its OID does not allow ("oid must be …").
+LAZY_ERRORS = (ValueError, TypeError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
 # What the load_* functions raise for a malformed certificate: InvalidVersion is not a ValueError.
 LOAD_ERRORS = (ValueError, x509.InvalidVersion)
 

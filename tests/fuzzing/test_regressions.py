@@ -111,3 +111,12 @@ def test_certificate_with_an_unknown_version_is_refused_by_every_loader(tmp_path
     (tmp_path / "root.pem").write_bytes(pem)
     with pytest.raises(KeyFileError):
         load_certificates([tmp_path / "root.pem"])
+
+
+def test_certificate_name_with_a_bitstring_attribute_is_a_format_error() -> None:
+    # A Name attribute of BIT STRING type under another OID: cryptography raised TypeError building cert.subject.
+    der = (VECTORS / "certificates" / "name-bitstring-wrong-oid.der").read_bytes()
+    with pytest.raises(FormatError, match="malformed"):
+        parse_der_certificates([der])
+    with pytest.raises(FormatError, match="malformed"):
+        load_der_or_pem(der)
