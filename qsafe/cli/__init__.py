@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "load": "qsafe.cli.loading:load",
     "evidence": "qsafe.cli.evidence:evidence",
     "pki": "qsafe.cli.pki:pki",
+    "robust": "qsafe.cli.robust:robust",
 }
 
 # One-line help shown by `qsafe --help` without importing any command module.
@@ -49,6 +50,7 @@ SHORT_HELP: dict[str, str] = {
     "load": "Verify, attest, then load a model's tensors (the gate).",
     "evidence": "Sign and check signed model evidence (evaluations, model cards).",
     "pki": "A small post-quantum CA: root, intermediate and code-signing certificates.",
+    "robust": "Attack, harden and certify a classifier; sign the evaluation.",
 }
 
 
