@@ -321,3 +321,31 @@ def report(model: Path, signature: Path | None, keys: tuple[Path, ...], norm: st
         emit_json(ev.predicate)
     else:
         click.echo(table(ev))
+
+
+@robust.command("text")
+@click.option("--defense", "defenses", multiple=True, type=click.Choice(["none", "hardened"]),
+              help="Which classifier(s) to attack (repeatable; default both).")
+@click.option("--budget", type=click.IntRange(1, 10), default=5, show_default=True, help="Largest edit budget.")
+@click.option("--samples", type=click.IntRange(min=1), help="Attack only the first N detected test spam messages.")
+@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True, help="Hardened model epochs.")
+@click.option("--adversarial", type=click.IntRange(min=0), default=300, show_default=True,
+              help="Training spam re-attacked (greedy) per epoch for the hardened model.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def text_cmd(defenses: tuple[str, ...], budget: int, samples: int | None, epochs: int, adversarial: int, seed: int,
+             quiet: bool, as_json: bool) -> None:
+    """SMS spam evasion: attack success rate at edit budgets 1..BUDGET, undefended vs hardened."""
+    from qsafe.robustness.text import run_text_scenario
+
+    _setup(seed)
+    say = _say(quiet)
+    results = run_text_scenario(list(defenses) or ["none", "hardened"], budget=budget, samples=samples,
+                                epochs=epochs, adversarial=adversarial, seed=seed, progress=say)
+    if as_json:
+        emit_json(results)
+        return
+    click.echo(f"{'model':10} {'clean acc':>9}  " + "  ".join(f"ASR@{b}" for b in range(1, budget + 1)))
+    for name, r in results["models"].items():
+        click.echo(f"{name:10} {r['clean_accuracy']:9.4f}  " + "  ".join(f"{v:5.3f}" for v in r["success_rate"]))

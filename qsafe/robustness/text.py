@@ -27,7 +27,7 @@ import numpy as np
 
 from qsafe.robustness._torch import seed_all, torch
 
-__all__ = ["HOMOGLYPHS", "TextAttackResult", "attack_texts", "normalize", "train_text_model"]
+__all__ = ["HOMOGLYPHS", "TextAttackResult", "attack_texts", "normalize", "run_text_scenario", "train_text_model"]
 
 HOMOGLYPHS = {"a": "а", "c": "с", "e": "е", "i": "і", "j": "ј", "o": "о", "p": "р", "s": "ѕ", "x": "х", "y": "у",
               "A": "Α", "B": "Β", "E": "Ε", "H": "Η", "I": "Ι", "K": "Κ", "M": "Μ", "N": "Ν", "O": "Ο", "P": "Ρ",
@@ -262,3 +262,37 @@ def attack_texts(clf: TextClassifier, texts: Sequence[str], *, budget: int = 5, 
     arr = np.array(used) if used else np.zeros(0)
     rates = [float(np.mean(arr <= b)) if len(arr) else 0.0 for b in range(1, budget + 1)]
     return TextAttackResult(list(range(1, budget + 1)), rates, len(detected), examples)
+
+
+def run_text_scenario(defenses: Sequence[str], *, budget: int = 5, samples: int | None = None, epochs: int = 20,
+                      adversarial: int = 300, seed: int = 0,
+                      progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Train the undefended and/or hardened classifier on the project's SMS split and attack the test spam.
+
+    The split is :mod:`qsafe.federated.scenario`'s (de-duplicated corpus, stratified 20 % test, seed ``seed``).
+    """
+    from qsafe.federated import scenario as sc
+
+    say = progress or (lambda _m: None)
+    corpus = sc.load_corpus()
+    train_idx, test_idx = sc.train_test_split(corpus.labels, 0.2, np.random.default_rng(seed))
+    texts = list(corpus.texts)
+    tr_texts, te_texts = [texts[i] for i in train_idx], [texts[i] for i in test_idx]
+    tr_y, te_y = corpus.labels[train_idx], corpus.labels[test_idx]
+    vocabulary = sorted({w for s in tr_texts for w in sc.tokenize(s)})
+    spam = [s for s, lab in zip(te_texts, te_y) if lab == sc.SPAM]
+    out: dict[str, Any] = {"split": {"train": len(tr_y), "test": len(te_y), "test_spam": len(spam), "seed": seed},
+                           "budgets": list(range(1, budget + 1)), "models": {}}
+    for name in defenses:
+        kind = "undefended" if name == "none" else "hardened"
+        say(f"training the {kind} classifier")
+        clf = train_text_model(tr_texts, tr_y, kind, seed=seed, epochs=10 if kind == "undefended" else epochs,
+                               adversarial=0 if kind == "undefended" else adversarial,
+                               progress=lambda e, n: say(f"{kind}: epoch {e}/{n}"))
+        clean = float(np.mean((clf.spam_probability(te_texts) >= 0.5) == (te_y == sc.SPAM)))
+        say(f"{kind}: clean accuracy {clean:.4f}; attacking the detected test spam")
+        res = attack_texts(clf, spam[:samples] if samples else spam, budget=budget, vocabulary=vocabulary,
+                           progress=lambda i, n: say(f"{kind}: attacked {i}/{n}") if i % 25 == 0 or i == n else None)
+        out["models"][name] = {"kind": kind, "clean_accuracy": clean, "attacked": res.attacked,
+                               "success_rate": res.success_rate, "examples": res.examples}
+    return out

@@ -67,7 +67,7 @@ def test_report_sign_and_gate(cli, signed_model) -> None:
     p = signed_model
     out, plot = p["tmp"] / "eval.json", p["tmp"] / "eval.png"
     res = cli(["robust", "report", p["model"], "--key", p["signer"], "--epsilon", "0.05", "--restarts", "1",
-               "--samples", "20", "--sigma", "0.25", "--radius", "0.25", "--n", "100", "--plot", plot,
+               "--samples", "12", "--sigma", "0.25", "--radius", "0.25", "--n", "60", "--plot", plot,
                "-o", out, "--sign", p["evaluator_key"], "-q"])
     assert res.exit_code == 0, res.stderr
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -79,7 +79,7 @@ def test_report_sign_and_gate(cli, signed_model) -> None:
                     policy=__import__("qsafe").VerificationPolicy()).model_digest
     ev = verify_model_evidence(out, p["evaluator"], model_digest=digest)
     measured = ev.claims["robust_accuracy[linf,0.05]"]
-    assert "certified_accuracy[l2,0.25]" in ev.claims and ev.predicate["dataset"]["samples"] == 20
+    assert "certified_accuracy[l2,0.25]" in ev.claims and ev.predicate["dataset"]["samples"] == 12
     for floor, code in ((max(0.0, measured - 0.05), 0), (min(1.0, measured + 0.05) + 1e-9, 15)):
         policy = p["tmp"] / f"policy-{code}.json"
         policy.write_text(json.dumps({"format": "qsafe-attestation-policy/v1", "name": "robust",
