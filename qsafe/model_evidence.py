@@ -264,7 +264,7 @@ def sign_model_evidence(model_digest: str, predicate_type: str, predicate: Mappi
 
 def _json(data: bytes, what: str) -> Any:
     # the one hardened reader: duplicate keys, NaN, huge numbers, deep nesting, lone surrogates refused
-    return _hardened_json.loads(data, what)
+    return _hardened_json.loads(data, what, max_bytes=MAX_EVIDENCE_BYTES)
 
 
 def _b64(value: Any, what: str) -> bytes:
@@ -285,17 +285,12 @@ class _Envelope:
 
 
 def _read(evaluation: str | os.PathLike[str] | bytes) -> tuple[bytes, str]:
+    from qsafe._files import read_regular
+
     if isinstance(evaluation, bytes):
         return evaluation, "<bytes>"
-    path = Path(evaluation)
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_EVIDENCE_BYTES + 1)
-    except OSError as exc:
-        raise FormatError(f"cannot read model evidence {path}: {exc.strerror or exc}") from exc
-    if len(data) > MAX_EVIDENCE_BYTES:
-        raise FormatError(f"model evidence {path} is larger than {MAX_EVIDENCE_BYTES} bytes")
-    return data, path.name
+    path = Path(evaluation)  # a regular file only (never blocks on a FIFO), size-capped
+    return read_regular(path, f"model evidence {path}", max_bytes=MAX_EVIDENCE_BYTES), path.name
 
 
 def _parse(data: bytes) -> _Envelope:
