@@ -22,7 +22,7 @@ def small_model(digits_split) -> Any:
 
     torch.set_num_threads(1)
     tr, _ = digits_split
-    return train(tr.x[:300], tr.y[:300], TrainConfig(recipe="standard", epochs=4, batch_size=32, seed=0))
+    return train(tr.x[:500], tr.y[:500], TrainConfig(recipe="standard", epochs=5, batch_size=32, lr=1e-2, seed=0))
 
 
 @pytest.fixture(scope="session")
