@@ -286,13 +286,19 @@ def run_text_scenario(defenses: Sequence[str], *, budget: int = 5, samples: int 
     for name in defenses:
         kind = "undefended" if name == "none" else "hardened"
         say(f"training the {kind} classifier")
+        def epoch_line(e: int, n: int, kind: str = kind) -> None:
+            say(f"{kind}: epoch {e}/{n}")
+
+        def attack_line(i: int, n: int, kind: str = kind) -> None:
+            if i % 25 == 0 or i == n:
+                say(f"{kind}: attacked {i}/{n}")
+
         clf = train_text_model(tr_texts, tr_y, kind, seed=seed, epochs=10 if kind == "undefended" else epochs,
-                               adversarial=0 if kind == "undefended" else adversarial,
-                               progress=lambda e, n: say(f"{kind}: epoch {e}/{n}"))
+                               adversarial=0 if kind == "undefended" else adversarial, progress=epoch_line)
         clean = float(np.mean((clf.spam_probability(te_texts) >= 0.5) == (te_y == sc.SPAM)))
         say(f"{kind}: clean accuracy {clean:.4f}; attacking the detected test spam")
         res = attack_texts(clf, spam[:samples] if samples else spam, budget=budget, vocabulary=vocabulary,
-                           progress=lambda i, n: say(f"{kind}: attacked {i}/{n}") if i % 25 == 0 or i == n else None)
+                           progress=attack_line)
         out["models"][name] = {"kind": kind, "clean_accuracy": clean, "attacked": res.attacked,
                                "success_rate": res.success_rate, "examples": res.examples}
     return out
