@@ -87,7 +87,13 @@ def main() -> None:
         print(f"{args.model} missing: training a standard model for 20 epochs")
         model = train(tr.x, tr.y, TrainConfig(epochs=20))
     print(f"load average {os.getloadavg()[0]:.1f}; torch threads {torch.get_num_threads()}; {len(y)} test images")
-    rows = []
+    rows: list[tuple[str, float, float, str]] = []
+    print(f"{'task':34} {'qsafe s':>9} {'ART s':>9} {'ratio':>7}  check", flush=True)
+
+    def row(name: str, a: float, b: float, note: str) -> None:
+        rows.append((name, a, b, note))
+        print(f"{name:34} {a:9.2f} {b:9.2f} {a / b:7.2f}  {note}", flush=True)
+
     for name, spec, peer in (
         ("PGD-40 linf 0.1", AttackSpec("pgd", "linf", 0.1, steps=40), lambda: _art.pgd(model, x, y, 0.1, steps=40)),
         ("APGD-CE-100 linf 0.1", AttackSpec("apgd-ce", "linf", 0.1, steps=100),
@@ -95,23 +101,20 @@ def main() -> None:
     ):
         t_ours, acc_ours = timed(lambda spec=spec: ours_attack(model, x, y, spec), args.reps)
         t_art, acc_art = timed(peer, args.reps)
-        rows.append((name, t_ours, t_art, f"robust acc qsafe {acc_ours:.4f} / ART {acc_art:.4f}"))
+        row(name, t_ours, t_art, f"robust acc qsafe {acc_ours:.4f} / ART {acc_art:.4f}")
     cfg = TrainConfig(recipe="pgd", epsilon=0.1, epochs=args.train_epochs, warmup=0.0, attack_steps=10)
     t_ours, m_ours = timed(lambda: train(tr.x, tr.y, cfg), 1)
     t_art, m_art = timed(lambda: art_train(tr.x, tr.y, args.train_epochs), 1)
     pgd40 = AttackSpec("pgd", "linf", 0.1)
     note = (f"PGD-40 robust acc qsafe-trained {ours_attack(m_ours, x, y, pgd40):.4f} / "
             f"ART-trained {ours_attack(m_art, x, y, pgd40):.4f}")
-    rows.append((f"PGD-AT {args.train_epochs} epochs", t_ours, t_art, note))
+    row(f"PGD-AT {args.train_epochs} epochs", t_ours, t_art, note)
     xc, yc = x[: args.certify_samples], y[: args.certify_samples]
     t_ours, certs = timed(lambda: certify_dataset(model, xc, yc, 0.25, n0=100, n=args.certify_n), args.reps)
     t_art, (pred, radius) = timed(lambda: art_certify(model, xc, args.certify_n), args.reps)
     art_acc = float(np.mean((pred == yc) & (radius >= 0.25)))
-    rows.append((f"certify sigma=0.25 n={args.certify_n} x{len(yc)}", t_ours, t_art,
-                 f"certified acc r=0.25 qsafe {certified_accuracy(certs, yc, 0.25):.4f} / ART {art_acc:.4f}"))
-    print(f"{'task':34} {'qsafe s':>9} {'ART s':>9} {'ratio':>7}  check")
-    for name, a, b, note in rows:
-        print(f"{name:34} {a:9.2f} {b:9.2f} {a / b:7.2f}  {note}")
+    row(f"certify sigma=0.25 n={args.certify_n} x{len(yc)}", t_ours, t_art,
+        f"certified acc r=0.25 qsafe {certified_accuracy(certs, yc, 0.25):.4f} / ART {art_acc:.4f}")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 

@@ -329,7 +329,7 @@ def report(model: Path, signature: Path | None, keys: tuple[Path, ...], norm: st
 @click.option("--budget", type=click.IntRange(1, 10), default=5, show_default=True, help="Largest edit budget.")
 @click.option("--samples", type=click.IntRange(min=1), help="Attack only the first N detected test spam messages.")
 @click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True, help="Hardened model epochs.")
-@click.option("--adversarial", type=click.IntRange(min=0), default=300, show_default=True,
+@click.option("--adversarial", type=click.IntRange(min=0), default=0, show_default=True,
               help="Training spam re-attacked (greedy) per epoch for the hardened model.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")

@@ -7,10 +7,11 @@ rate at budget b = share of the correctly detected test spam turned into "ham" w
 
 **Models.** ``undefended``: the project's classifier (``qsafe.federated``'s fastText-shaped hashed bag of words +
 linear layer), trained centrally. ``hardened``: a normalisation front end (NFKC, homoglyph map to ASCII,
-invisible characters removed, lower case), word features plus order-free keys (the word's sorted letters, and
-the sorted letters of each one-character deletion, so a swap keeps a key and a deletion keeps one), and a
-**monotone** linear model (non-negative token weights: words can only add spam evidence, so inserted words can
-never lower the score), trained with random-edit augmentation.
+invisible characters removed, lower case), robust word recognition (an out-of-vocabulary word is read as the
+vocabulary word one edit away that is most frequent in training spam; after Pruthi et al. 2019), word features
+plus order-free keys (the word's sorted letters and those of each one-character deletion), each feature counted
+once, and a **nearly monotone** linear model (token weights clamped to >= -0.1: a word can add spam evidence but
+remove very little, so inserted words barely lower the score), trained with random-edit augmentation.
 """
 
 from __future__ import annotations
@@ -63,11 +64,52 @@ def _word_features(word: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def hardened_features(text: str) -> list[str]:
-    """Word, sorted-letter key and the sorted keys of each one-character deletion (words of 3+ characters),
-    digit-count shape of numbers; each feature once (repeating a word adds nothing)."""
+_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789£$€'"
+
+
+class Corrector:
+    """Robust word recognition (after Pruthi et al., ACL 2019): a word not in the training vocabulary is replaced by
+    the vocabulary word one edit away (insertion, deletion, substitution, adjacent swap) that appears in most
+    training **spam** (then most messages) -- pessimistic towards the attacker, who wants spam words to vanish."""
+
+    def __init__(self, texts: Sequence[str], labels: np.ndarray) -> None:
+        self.count: dict[str, int] = {}
+        self.spam: dict[str, int] = {}
+        for text, label in zip(texts, labels):
+            for word in set(_TOKEN.findall(normalize(text))):
+                self.count[word] = self.count.get(word, 0) + 1
+                if label == 1:
+                    self.spam[word] = self.spam.get(word, 0) + 1
+        self._cache: dict[str, str] = {}
+
+    def _neighbours(self, w: str) -> set[str]:
+        out = {w[:i] + w[i + 1:] for i in range(len(w))}
+        out |= {w[:i] + w[i + 1] + w[i] + w[i + 2:] for i in range(len(w) - 1)}
+        for i in range(len(w) + 1):
+            for ch in _ALPHABET:
+                out.add(w[:i] + ch + w[i:])
+                if i < len(w):
+                    out.add(w[:i] + ch + w[i + 1:])
+        return {c for c in out if c in self.count}
+
+    def word(self, w: str) -> str:
+        if w in self.count or len(w) < 2:
+            return w
+        hit = self._cache.get(w)
+        if hit is None:
+            near = self._neighbours(w)
+            hit = max(sorted(near), key=lambda c: (self.spam.get(c, 0), self.count[c])) if near else w
+            self._cache[w] = hit
+        return hit
+
+
+def hardened_features(text: str, corrector: Corrector | None = None) -> list[str]:
+    """Word (corrected when a corrector is given), sorted-letter key and the sorted keys of each one-character
+    deletion (words of 3+ characters), digit-count shape of numbers; each feature once."""
     out: dict[str, None] = {}
     for word in _TOKEN.findall(normalize(text)):
+        if corrector is not None:
+            word = corrector.word(word)
         out.update(dict.fromkeys(_word_features(word)))
     return list(out)
 
@@ -80,6 +122,7 @@ class TextClassifier:
     net: Any
     buckets: int
     length: int
+    corrector: Corrector | None = None
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         from qsafe.federated.scenario import encode
@@ -88,7 +131,7 @@ class TextClassifier:
             return encode(list(texts), buckets=self.buckets, length=self.length)
         out = np.zeros((len(texts), self.length), dtype=np.int64)
         for row, text in enumerate(texts):
-            ids = [_bucket(f, self.buckets) for f in hardened_features(text)[: self.length]]
+            ids = [_bucket(f, self.buckets) for f in hardened_features(text, self.corrector)[: self.length]]
             out[row, : len(ids)] = ids
         return out
 
@@ -149,8 +192,8 @@ def random_edits(text: str, k: int, rng: np.random.Generator, benign: Sequence[s
 
 
 def train_text_model(texts: Sequence[str], labels: np.ndarray, kind: str, *, seed: int = 0, epochs: int = 10,
-                     buckets: int = 8192, length: int = 64, augment: int = 3, floor: float = 0.3, lr: float = 0.05,
-                     adversarial: int = 0,
+                     buckets: int = 8192, length: int = 64, augment: int = 3, floor: float = 0.1, lr: float = 0.05,
+                     adversarial: int = 0, correct: bool = True,
                      progress: Callable[[int, int], None] | None = None) -> TextClassifier:
     """Train the ``undefended`` (project's) or ``hardened`` classifier on texts."""
     t = torch()
@@ -170,7 +213,7 @@ def train_text_model(texts: Sequence[str], labels: np.ndarray, kind: str, *, see
 
         raise UsageError(f"text model kind must be 'undefended' or 'hardened', not {kind!r}")
     net = _Monotone(buckets, floor)
-    clf = TextClassifier(kind, net, buckets, length * 8)
+    clf = TextClassifier(kind, net, buckets, length * 8, Corrector(texts, labels) if correct else None)
     opt = t.optim.Adam(net.parameters(), lr=lr)
     y = t.from_numpy(labels.astype(np.float32))
     spam_idx = [i for i, lab in enumerate(labels) if lab == 1]
@@ -265,7 +308,7 @@ def attack_texts(clf: TextClassifier, texts: Sequence[str], *, budget: int = 5, 
 
 
 def run_text_scenario(defenses: Sequence[str], *, budget: int = 5, samples: int | None = None, epochs: int = 20,
-                      adversarial: int = 300, seed: int = 0,
+                      adversarial: int = 0, seed: int = 0,
                       progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train the undefended and/or hardened classifier on the project's SMS split and attack the test spam.
 
