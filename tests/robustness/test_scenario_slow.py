@@ -33,7 +33,7 @@ def _worst(model, x, y, eps: float) -> tuple[float, dict[str, float]]:
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     broken = torch.zeros(len(y), dtype=torch.bool)
     acc = {}
-    for spec in (AttackSpec("fgsm", "linf", eps), AttackSpec("pgd", "linf", eps, steps=40, restarts=2),
+    for spec in (AttackSpec("fgsm", "linf", eps), AttackSpec("pgd", "linf", eps, steps=40, restarts=5),
                  AttackSpec("apgd-ce", "linf", eps, steps=100)):
         g = torch.Generator()
         g.manual_seed(0)
