@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 torch = pytest.importorskip("torch")
 pytest.importorskip("art")
 
@@ -86,10 +86,11 @@ def test_smoothing_certificates(digits_split) -> None:
     from qsafe.robustness.smoothing import certified_accuracy, certify_dataset
 
     _, te = digits_split
-    idx = np.arange(0, 360, 4)  # 90 images, every class
+    idx = np.arange(0, 360, 6)  # 60 images, every class (docs: 93.3 % at r=0.25, 63.3 % at r=0.5 with n=2,000)
     model = _load("noise-sigma0.25")
-    certs = certify_dataset(model, te.x[idx], te.y[idx], 0.25, n0=100, n=10_000)
-    assert certified_accuracy(certs, te.y[idx], 0.25) >= 0.88
+    certs = certify_dataset(model, te.x[idx], te.y[idx], 0.25, n0=100, n=2_000)
+    assert certified_accuracy(certs, te.y[idx], 0.25) >= 0.90
+    assert certified_accuracy(certs, te.y[idx], 0.5) >= 0.55
 
 
 def test_text_scenario() -> None:
