@@ -78,8 +78,6 @@ EVIDENCE_MAX_BYTES = 16 << 20
 POLICY_MAX_BYTES = 1 << 20
 #: A signed appraisal result (DSSE envelope).
 RESULT_MAX_BYTES = 16 << 20
-#: Signed model evidence (DSSE envelope of an in-toto Statement about a model), or a predicate file to sign.
-MODEL_EVIDENCE_MAX_BYTES = 16 << 20
 #: One line of a federated audit log.
 AUDIT_LINE_MAX_BYTES = 16 << 20
 #: A PEM file of trusted or signing certificates (--certificate, --certificate-chain).
