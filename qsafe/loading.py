@@ -199,7 +199,7 @@ def load_model(
     if device and device != "cpu":
         if chosen != "torch":
             raise UsageError(f"device {device} needs torch tensors (framework='torch')")
-        from qsafe._attest.tensorload import check_device
+        from qsafe._hashing.tensorload import check_device
 
         check_device(device)
     if policy is None and not unsafe_skip_attestation:
@@ -225,8 +225,8 @@ def load_model(
 
         gathered = gather_model_evidence(list(evaluations), evaluator_keys, model_digest)
         result = _attest(policy, evidence, collect, nonce, at, model_digest, collector_options, gathered)
-    from qsafe._attest.gateread import read_model
-    from qsafe._attest.tensorload import to_arrays
+    from qsafe._hashing.gateread import read_model
+    from qsafe._hashing.tensorload import to_arrays
     from qsafe.verifying import _signature_inside
 
     root = Path(model)

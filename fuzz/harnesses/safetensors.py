@@ -10,8 +10,8 @@ import hashlib
 import io
 
 from fuzz._common import memfile
-from qsafe._attest.tensorload import read_verified, to_arrays
 from qsafe._hashing.safetensors import digest_safetensors, read_header
+from qsafe._hashing.tensorload import read_verified, to_arrays
 from qsafe.errors import FormatError
 
 

@@ -58,9 +58,9 @@ def test_fifo_in_place_of_a_signed_file_never_hangs(ws: Path, victim: str) -> No
 
 def test_fifo_swapped_in_after_the_walk_is_refused_from_the_descriptor(tmp_path: Path) -> None:
     """The time-of-check gap: whatever the walk saw, the file opened is checked with fstat, without blocking."""
-    from qsafe._attest.tensorload import read_verified_file
     from qsafe._hashing.engines import hash_range
     from qsafe._hashing.safetensors import digest_safetensors
+    from qsafe._hashing.tensorload import read_verified_file
 
     fifo = tmp_path / "w.safetensors"
     os.mkfifo(fifo)

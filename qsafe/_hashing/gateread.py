@@ -2,7 +2,7 @@
 and compared with the signed manifest exactly as ``verify`` compares it (changed, missing and extra files).
 
 - Signed ``.safetensors`` files: each tensor's bytes go into their own buffer and are hashed chunk by chunk
-  (:func:`~qsafe._attest.tensorload.read_verified`); the arrays later share those buffers.
+  (:func:`~qsafe._hashing.tensorload.read_verified`); the arrays later share those buffers.
 - Other files (config, tokenizer, vocabulary, ...): read whole into memory and hashed; the verified bytes are
   returned (``LoadedModel.files``), so a framework never has to read them again from a path an attacker can
   change. Files larger than :data:`qsafe._limits.LOAD_KEEP_MAX_BYTES` (weights in other formats, say) and
@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from qsafe import _limits
-from qsafe._attest.tensorload import read_verified_file
 from qsafe._files import open_regular
 from qsafe._hashing.engines import READ_CHUNK, Hasher, new_hasher
 from qsafe._hashing.offload import Offload
+from qsafe._hashing.tensorload import read_verified_file
 from qsafe._hashing.walk import ModelFile, list_model_files
 from qsafe.errors import FormatError, InvalidInputError, ModelMismatchError, OutputExistsError, UsageError
 from qsafe.manifest import Manifest
