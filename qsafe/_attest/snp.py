@@ -16,24 +16,17 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
+from qsafe._attest import EvidenceCheckError
 from qsafe._attest.x509chain import ChainError, verify_chain
 from qsafe.errors import FormatError
 
-__all__ = ["REPORT_LEN", "SnpReport", "SnpVerificationError", "parse_report", "verify_report"]
+__all__ = ["REPORT_LEN", "SnpReport", "parse_report", "verify_report"]
 
 REPORT_LEN = 0x4A0
 SIGNED_LEN = 0x2A0
 _TCB_OIDS = {"bootloader": "1.3.6.1.4.1.3704.1.3.1", "tee": "1.3.6.1.4.1.3704.1.3.2",
              "snp": "1.3.6.1.4.1.3704.1.3.3", "microcode": "1.3.6.1.4.1.3704.1.3.8"}
 _HWID_OID = x509.ObjectIdentifier("1.3.6.1.4.1.3704.1.4")
-
-
-class SnpVerificationError(Exception):
-    """The report does not verify; ``check`` names the failed step."""
-
-    def __init__(self, check: str, message: str) -> None:
-        super().__init__(message)
-        self.check = check
 
 
 @dataclass(frozen=True)
@@ -96,7 +89,7 @@ def _check_tcb_binding(report: SnpReport, cert: x509.Certificate) -> None:
     for name, svn in report.tcb_parts().items():
         cert_svn = _cert_int(cert, _TCB_OIDS[name])
         if cert_svn is not None and cert_svn != svn:
-            raise SnpVerificationError("tcb", f"reported TCB {name} SVN {svn} differs from the VCEK's {cert_svn}")
+            raise EvidenceCheckError("tcb", f"reported TCB {name} SVN {svn} differs from the VCEK's {cert_svn}")
     if report.signing_key == "vcek":
         try:
             hwid = cert.extensions.get_extension_for_oid(_HWID_OID).value
@@ -104,7 +97,7 @@ def _check_tcb_binding(report: SnpReport, cert: x509.Certificate) -> None:
             return
         raw = hwid.value if isinstance(hwid, x509.UnrecognizedExtension) else b""
         if raw and raw[-64:] != report.chip_id and any(report.chip_id):
-            raise SnpVerificationError("chip_id", "report CHIP_ID differs from the VCEK's hwID")
+            raise EvidenceCheckError("chip_id", "report CHIP_ID differs from the VCEK's hwID")
 
 
 def verify_report(
@@ -117,25 +110,25 @@ def verify_report(
     """Verify the VCEK/VLEK chain to a pinned ARK, the report signature, the TCB binding and the report data.
 
     Raises:
-        SnpVerificationError: ``check`` is cert_chain, signature, tcb, chip_id or report_data.
+        EvidenceCheckError: ``check`` is cert_chain, signature, tcb, chip_id or report_data.
     """
     try:
         verify_chain(chain, roots, at)
     except ChainError as exc:
-        raise SnpVerificationError("cert_chain", str(exc)) from exc
+        raise EvidenceCheckError("cert_chain", str(exc)) from exc
     public = chain[0].public_key()
     if not isinstance(public, ec.EllipticCurvePublicKey):
-        raise SnpVerificationError("signature", "VCEK/VLEK is not an EC key")
+        raise EvidenceCheckError("signature", "VCEK/VLEK is not an EC key")
     sig = report.raw[SIGNED_LEN:]
     r = int.from_bytes(sig[:72], "little")
     s = int.from_bytes(sig[72:144], "little")
     try:
         public.verify(utils.encode_dss_signature(r, s), report.raw[:SIGNED_LEN], ec.ECDSA(hashes.SHA384()))
     except InvalidSignature as exc:
-        raise SnpVerificationError("signature", f"SEV-SNP report signature does not verify with the {report.signing_key.upper()}") from exc
+        raise EvidenceCheckError("signature", f"SEV-SNP report signature does not verify with the {report.signing_key.upper()}") from exc
     _check_tcb_binding(report, chain[0])
     if expected_report_data is not None and report.report_data != expected_report_data:
-        raise SnpVerificationError("report_data", "SEV-SNP REPORT_DATA is not the expected binding")
+        raise EvidenceCheckError("report_data", "SEV-SNP REPORT_DATA is not the expected binding")
 
 
 def report_claims(report: SnpReport) -> dict[str, object]:

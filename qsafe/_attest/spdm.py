@@ -17,10 +17,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
+from qsafe._attest import EvidenceCheckError
 from qsafe._attest.x509chain import ChainError, verify_chain
 from qsafe.errors import FormatError
 
-__all__ = ["GpuVerificationError", "SpdmReport", "parse_report", "verify_report"]
+__all__ = ["SpdmReport", "parse_report", "verify_report"]
 
 REQUEST_LEN = 37  # version, code, param1, param2, 32-byte nonce, slot id
 SIGNATURE_LEN = 96  # P-384 r||s
@@ -37,14 +38,6 @@ _OPAQUE_NAMES = {
     15: "chip_sku", 16: "chip_sku_mod", 17: "project", 18: "project_sku", 19: "project_sku_mod",
     20: "fwid", 21: "protected_pcie_status", 34: "opaque_data_version",
 }
-
-
-class GpuVerificationError(Exception):
-    """The report, chain, signature, nonce or FWID does not verify; the message names the check."""
-
-    def __init__(self, check: str, message: str) -> None:
-        super().__init__(message)
-        self.check = check
 
 
 @dataclass(frozen=True)
@@ -164,26 +157,26 @@ def verify_report(
     """Verify chain, signature, FWID and (when given) the nonce of one GPU report.
 
     Raises:
-        GpuVerificationError: ``check`` is one of cert_chain, signature, fwid, nonce.
+        EvidenceCheckError: ``check`` is one of cert_chain, signature, fwid, nonce.
     """
     try:
         verify_chain(chain, roots, at)
     except ChainError as exc:
-        raise GpuVerificationError("cert_chain", str(exc)) from exc
+        raise EvidenceCheckError("cert_chain", str(exc)) from exc
     public = chain[0].public_key()
     if not isinstance(public, ec.EllipticCurvePublicKey) or public.curve.name != "secp384r1":
-        raise GpuVerificationError("signature", "GPU attestation key is not ECDSA P-384")
+        raise EvidenceCheckError("signature", "GPU attestation key is not ECDSA P-384")
     r = int.from_bytes(report.signature[:48], "big")
     s = int.from_bytes(report.signature[48:], "big")
     try:
         public.verify(utils.encode_dss_signature(r, s), report.signed, ec.ECDSA(hashes.SHA384()))
     except InvalidSignature as exc:
-        raise GpuVerificationError("signature", "GPU report signature does not verify with the device key") from exc
+        raise EvidenceCheckError("signature", "GPU report signature does not verify with the device key") from exc
     report_fwid, cert_fwid = report.opaque.get(20), _leaf_fwid(chain[0])
     if report_fwid is not None and report_fwid != cert_fwid:
-        raise GpuVerificationError("fwid", "FWID in the report differs from the FWID in the device certificate")
+        raise EvidenceCheckError("fwid", "FWID in the report differs from the FWID in the device certificate")
     if expected_nonce is not None and report.request_nonce != expected_nonce:
-        raise GpuVerificationError(
+        raise EvidenceCheckError(
             "nonce", f"GPU report nonce {report.request_nonce.hex()} is not the expected {expected_nonce.hex()}"
         )
 

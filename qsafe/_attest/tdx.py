@@ -8,15 +8,10 @@ import datetime as dt
 import json
 from typing import Any
 
+from qsafe._attest import EvidenceCheckError
 from qsafe.errors import FormatError, MissingDependencyError
 
-__all__ = ["TdxVerificationError", "verify_quote"]
-
-
-class TdxVerificationError(Exception):
-    def __init__(self, check: str, message: str) -> None:
-        super().__init__(message)
-        self.check = check
+__all__ = ["verify_quote"]
 
 
 def _dcap() -> Any:
@@ -33,7 +28,7 @@ def verify_quote(
     """Verify a TDX quote against its collateral at ``at``; return its claims.
 
     Raises:
-        TdxVerificationError: ``check`` is quote (signature/collateral/TCB) or report_data.
+        EvidenceCheckError: ``check`` is quote (signature/collateral/TCB) or report_data.
         FormatError: collateral is not dcap-qvl's JSON shape.
         MissingDependencyError: dcap-qvl is not installed.
     """
@@ -45,14 +40,14 @@ def verify_quote(
     try:
         verified = dcap.verify(quote, coll, int(at.timestamp()))
     except ValueError as exc:
-        raise TdxVerificationError("quote", f"TDX quote does not verify: {exc}") from exc
+        raise EvidenceCheckError("quote", f"TDX quote does not verify: {exc}") from exc
     doc = json.loads(verified.to_json())
     report = next(iter(doc["report"].values()))
     if "mr_td" not in report:
-        raise TdxVerificationError("quote", "quote is not a TDX quote (SGX enclave report)")
+        raise EvidenceCheckError("quote", "quote is not a TDX quote (SGX enclave report)")
     report_data = bytes.fromhex(report["report_data"])
     if expected_report_data is not None and report_data != expected_report_data:
-        raise TdxVerificationError("report_data", "TDX REPORT_DATA is not the expected binding")
+        raise EvidenceCheckError("report_data", "TDX REPORT_DATA is not the expected binding")
     td_attributes = int.from_bytes(bytes.fromhex(report["td_attributes"]), "little")
     claims: dict[str, object] = {
         "tcb_status": doc["status"], "advisory_ids": list(doc.get("advisory_ids", [])),
