@@ -37,6 +37,7 @@ from typing import Any
 
 from qsafe import _json as _hardened_json
 from qsafe import _limits
+from qsafe._dsse import pae
 from qsafe._files import read_regular
 from qsafe._labels import (
     DSSE_PAYLOAD_TYPE,
@@ -60,7 +61,6 @@ __all__ = [
     "dsse_signing_context",
     "dsse_verification_contexts",
     "manifest_from_statement",
-    "pae",
     "parse_bundle",
     "read_bundle",
     "statement_bytes",
@@ -101,12 +101,6 @@ def dsse_verification_contexts(algorithm: str) -> tuple[bytes, ...]:
     if _plain_mldsa(algorithm):
         return (MLDSA_CONTEXT_SIGSTORE_DSSE, MLDSA_CONTEXT_MODEL_BUNDLE)
     return (MLDSA_CONTEXT_MODEL_BUNDLE,)
-
-
-def pae(payload_type: str, payload: bytes) -> bytes:
-    """DSSE v1 pre-authentication encoding: the exact bytes that are signed."""
-    t = payload_type.encode("utf-8")
-    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
 
 
 @dataclass(frozen=True)

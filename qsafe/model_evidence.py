@@ -21,8 +21,6 @@ Typical use::
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import json
 import math
@@ -33,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qsafe import _dsse, _labels, _limits
 from qsafe import _json as _hardened_json
-from qsafe import _labels, _limits
 from qsafe.errors import AttestationError, FormatError, SignatureError, UsageError
 
 if TYPE_CHECKING:
@@ -66,7 +64,6 @@ MAX_EVIDENCE_BYTES = _limits.MODEL_EVIDENCE_MAX_BYTES
 _MAX_CLAIMS = _limits.MODEL_EVIDENCE_MAX_CLAIMS
 _MAX_DEPTH = _limits.MODEL_EVIDENCE_MAX_DEPTH
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")  # fullmatch: `$` would accept a final newline
-_ENVELOPE_FIELDS = frozenset({"payloadType", "payload", "signatures"})
 _STATEMENT_FIELDS = frozenset({"_type", "subject", "predicateType", "predicate"})
 
 Scalar = str | int | float | bool
@@ -247,7 +244,6 @@ def sign_model_evidence(model_digest: str, predicate_type: str, predicate: Mappi
     Raises:
         UsageError: bad digest or predicate type. InvalidInputError: the predicate is not finite JSON.
     """
-    from qsafe.bundle import pae
     from qsafe.errors import InvalidInputError
 
     statement = statement_for(model_digest, predicate_type, predicate, model_name=model_name)
@@ -256,10 +252,7 @@ def sign_model_evidence(model_digest: str, predicate_type: str, predicate: Mappi
         payload = json.dumps(statement, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"the predicate is not finite JSON: {exc}") from exc
-    signature = key.sign(pae(_labels.DSSE_PAYLOAD_TYPE, payload), _labels.MLDSA_CONTEXT_MODEL_EVIDENCE)
-    envelope = {"payloadType": _labels.DSSE_PAYLOAD_TYPE, "payload": base64.b64encode(payload).decode(),
-                "signatures": [{"keyid": key.public_key().key_id, "sig": base64.b64encode(signature).decode()}]}
-    return (json.dumps(envelope, indent=2, sort_keys=True) + "\n").encode()
+    return _dsse.sign_envelope(payload, key, _labels.MLDSA_CONTEXT_MODEL_EVIDENCE)
 
 
 def _json(data: bytes, what: str) -> Any:
@@ -267,20 +260,9 @@ def _json(data: bytes, what: str) -> Any:
     return _hardened_json.loads(data, what, max_bytes=MAX_EVIDENCE_BYTES)
 
 
-def _b64(value: Any, what: str) -> bytes:
-    try:
-        raw = base64.b64decode(value, validate=True) if isinstance(value, str) and value else None
-    except (binascii.Error, ValueError):
-        raw = None
-    if raw is None or base64.b64encode(raw).decode() != value:
-        raise FormatError(f"model evidence {what} is not canonical base64")
-    return raw
-
-
 @dataclass(frozen=True)
 class _Envelope:
-    payload: bytes
-    signatures: list[tuple[str | None, bytes]]
+    envelope: _dsse.Envelope
     statement: dict[str, Any]
 
 
@@ -294,20 +276,10 @@ def _read(evaluation: str | os.PathLike[str] | bytes) -> tuple[bytes, str]:
 
 
 def _parse(data: bytes) -> _Envelope:
-    env = _json(data, "model evidence")
-    if not isinstance(env, dict) or set(env) != _ENVELOPE_FIELDS:
-        raise FormatError("model evidence is not a DSSE envelope (payloadType, payload, signatures)")
-    if env["payloadType"] != _labels.DSSE_PAYLOAD_TYPE:
-        raise FormatError(f"model evidence payloadType is {env['payloadType']!r}, not {_labels.DSSE_PAYLOAD_TYPE}")
-    sigs = env["signatures"]
-    if not isinstance(sigs, list) or not sigs or not all(isinstance(s, dict) and "sig" in s for s in sigs):
-        raise FormatError("model evidence has no signatures")
-    signatures = [(s.get("keyid") if isinstance(s.get("keyid"), str) else None, _b64(s["sig"], "signature"))
-                  for s in sigs]
-    payload = _b64(env["payload"], "payload")
-    statement = _json(payload, "model evidence statement")
+    env = _dsse.parse_envelope(data, "model evidence", max_bytes=MAX_EVIDENCE_BYTES)
+    statement = _json(env.payload, "model evidence statement")
     _check_statement(statement)
-    return _Envelope(payload, signatures, statement)
+    return _Envelope(env, statement)
 
 
 def _check_statement(st: Any) -> None:
@@ -365,23 +337,10 @@ def verify_model_evidence(evaluation: str | os.PathLike[str] | bytes,
         FormatError: malformed (exit 3). SignatureError: no given key verifies it (10).
         AttestationError: it is about another model (15). UsageError: bad digest or no key.
     """
-    from qsafe.bundle import pae
-
     _check_digest(model_digest)
     data, source = _read(evaluation)
     env = _parse(data)
-    message = pae(_labels.DSSE_PAYLOAD_TYPE, env.payload)
-    signer = None
-    for key in _public_keys(keys):
-        for _keyid, sig in env.signatures:
-            try:
-                key.verify(sig, message, _labels.MLDSA_CONTEXT_MODEL_EVIDENCE)
-            except SignatureError:
-                continue
-            signer = key
-            break
-        if signer is not None:
-            break
+    signer = _dsse.verify_envelope(env.envelope, _public_keys(keys), _labels.MLDSA_CONTEXT_MODEL_EVIDENCE)
     if signer is None:
         raise SignatureError(f"model evidence {source}: the signature does not verify with the given evaluator "
                              "key(s)", hint="pass the evaluator's public key with --evaluator-key")

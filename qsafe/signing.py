@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qsafe import _limits
+from qsafe._dsse import pae
 from qsafe._files import read_regular
 from qsafe._io import atomic_output
 from qsafe._labels import DSSE_PAYLOAD_TYPE
@@ -23,7 +24,6 @@ from qsafe.bundle import (
     build_bundle,
     default_signature_path,
     dsse_signing_context,
-    pae,
     parse_bundle,
     statement_bytes,
 )

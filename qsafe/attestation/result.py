@@ -7,24 +7,16 @@ signatures apart from model-bundle signatures made with the same key.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Sequence
 from typing import Any
 
-from qsafe import _json, _labels, _limits
+from qsafe import _dsse, _json, _labels, _limits
 from qsafe.attestation.appraisal import AppraisalResult
 from qsafe.errors import FormatError, SignatureError
 from qsafe.keys import PrivateKey, PublicKey
 
 __all__ = ["result_statement", "sign_result", "verify_result"]
-
-
-def _pae(payload_type: str, payload: bytes) -> bytes:
-    """DSSE v1 pre-authentication encoding."""
-    t = payload_type.encode()
-    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
 
 
 def result_statement(result: AppraisalResult) -> dict[str, Any]:
@@ -44,13 +36,7 @@ def result_statement(result: AppraisalResult) -> dict[str, Any]:
 def sign_result(result: AppraisalResult, key: PrivateKey) -> bytes:
     """Sign the result statement; returns the DSSE envelope as JSON bytes."""
     payload = json.dumps(result_statement(result), sort_keys=True, separators=(",", ":")).encode()
-    signature = key.sign(_pae(_labels.DSSE_PAYLOAD_TYPE, payload), _labels.MLDSA_CONTEXT_ATTESTATION_RESULT)
-    envelope = {
-        "payloadType": _labels.DSSE_PAYLOAD_TYPE,
-        "payload": base64.b64encode(payload).decode(),
-        "signatures": [{"keyid": key.public_key().key_id, "sig": base64.b64encode(signature).decode()}],
-    }
-    return (json.dumps(envelope, indent=2, sort_keys=True) + "\n").encode()
+    return _dsse.sign_envelope(payload, key, _labels.MLDSA_CONTEXT_ATTESTATION_RESULT)
 
 
 def verify_result(data: bytes, keys: Sequence[PublicKey], *, what: str = "attestation result") -> dict[str, Any]:
@@ -65,24 +51,11 @@ def verify_result(data: bytes, keys: Sequence[PublicKey], *, what: str = "attest
         FormatError: not a DSSE envelope holding a qsafe attestation-result statement.
         SignatureError: no signature verifies with the given keys.
     """
-    env = _json.loads(data, what, max_bytes=_limits.RESULT_MAX_BYTES)
-    try:
-        payload = base64.b64decode(env["payload"], validate=True)
-        sigs = [(s.get("keyid"), base64.b64decode(s["sig"], validate=True)) for s in env["signatures"]]
-        if env["payloadType"] != _labels.DSSE_PAYLOAD_TYPE:
-            raise ValueError("payloadType")
-    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
-        raise FormatError(f"{what} is not a signed attestation result (DSSE envelope): {exc!r}") from None
-    message = _pae(_labels.DSSE_PAYLOAD_TYPE, payload)
-    for key in keys:
-        for _keyid, sig in sigs:
-            try:
-                key.verify(sig, message, _labels.MLDSA_CONTEXT_ATTESTATION_RESULT)
-            except SignatureError:
-                continue
-            statement = _json.loads(payload, f"the statement in {what}")
-            if not isinstance(statement, dict) or not isinstance(statement.get("predicate"), dict) or (
-                    statement.get("predicateType") != _labels.ATTESTATION_RESULT_PREDICATE_TYPE):
-                raise FormatError(f"the statement signed in {what} is not an attestation result")
-            return dict(statement)
-    raise SignatureError("the attestation result's signature does not verify with the given key(s)")
+    env = _dsse.parse_envelope(data, what, max_bytes=_limits.RESULT_MAX_BYTES, expected="a signed attestation result")
+    if _dsse.verify_envelope(env, keys, _labels.MLDSA_CONTEXT_ATTESTATION_RESULT) is None:
+        raise SignatureError("the attestation result's signature does not verify with the given key(s)")
+    statement = _json.loads(env.payload, f"the statement in {what}")
+    if not isinstance(statement, dict) or not isinstance(statement.get("predicate"), dict) or (
+            statement.get("predicateType") != _labels.ATTESTATION_RESULT_PREDICATE_TYPE):
+        raise FormatError(f"the statement signed in {what} is not an attestation result")
+    return dict(statement)

@@ -98,7 +98,7 @@ def test_wrong_key_and_other_context_refused(evaluator) -> None:
     with pytest.raises(SignatureError):
         me.verify_model_evidence(data, keys.generate().public_key(), model_digest=digest)
     # the same statement signed under the attestation-result context does not pass as model evidence
-    from qsafe.bundle import pae
+    from qsafe._dsse import pae
 
     env = json.loads(data)
     payload = base64.b64decode(env["payload"])
