@@ -30,7 +30,7 @@ from qsafe import _limits
 from qsafe import signers as _signers
 from qsafe._crypto import der as _der
 from qsafe._crypto import keyfile as _keyfile
-from qsafe.errors import InvalidInputError, KeyFileError, SignatureError
+from qsafe.errors import FormatError, InvalidInputError, KeyFileError, SignatureError
 
 __all__ = [
     "CLASSICAL_ALGORITHMS",
@@ -329,14 +329,15 @@ MAX_KEY_FILE_BYTES = _limits.KEY_FILE_MAX_BYTES
 
 
 def _read(path: str | Path) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_KEY_FILE_BYTES + 1)
-    except OSError as exc:
-        raise KeyFileError(f"cannot read key file {path}: {exc.strerror or exc}") from exc
-    if len(data) > MAX_KEY_FILE_BYTES:
-        raise KeyFileError(f"{path} is larger than {MAX_KEY_FILE_BYTES >> 20} MiB: not a key file")
-    return data
+    from qsafe._files import read_regular
+
+    try:  # never blocks on a FIFO, refuses a directory or device, reserves only what the file holds
+        return read_regular(path, "key file", max_bytes=MAX_KEY_FILE_BYTES)
+    except FormatError as exc:
+        message = exc.message
+        if "larger than" in message:
+            message = f"{path} is larger than {MAX_KEY_FILE_BYTES >> 20} MiB: not a key file"
+        raise KeyFileError(message, hint="check the key path and that it is the right kind of key") from None
 
 
 def is_protected_key_file(path: str | Path) -> bool:

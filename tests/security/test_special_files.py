@@ -180,3 +180,11 @@ def test_model_that_is_a_fifo_or_device(ws: Path) -> None:
         run = _qsafe(ws, *cmd)
         assert run.returncode == 2 and "internal error" not in run.stderr, (cmd[0], run.stderr)
     assert not (ws / "new.sig").exists()
+
+
+def test_key_file_that_is_a_fifo_or_a_folder(ws: Path) -> None:
+    fifo = ws / "pipe.pub"
+    os.mkfifo(fifo)
+    for key in (fifo, ws / "model"):
+        run = _qsafe(ws, "verify", ws / "model", "--key", key, timeout=60)
+        assert run.returncode == 4 and "internal error" not in run.stderr, run.stderr
