@@ -33,6 +33,7 @@ from qsafe._age._keys import (
 )
 from qsafe._age._recipients import DEFAULT_WORK_FACTOR, MAX_WORK_FACTOR, ScryptIdentity, ScryptRecipient
 from qsafe._io import atomic_output
+from qsafe._passphrase import PassphraseSource, resolve
 from qsafe.errors import FormatError, KeyFileError, UsageError
 
 __all__ = [
@@ -47,7 +48,6 @@ __all__ = [
 ]
 
 PathOrFile: TypeAlias = "str | os.PathLike[str] | BinaryIO | IO[bytes]"
-PassphraseSource: TypeAlias = "bytes | Callable[[], bytes] | None"
 
 
 def generate_identity(algorithm: str = "ml-kem-768-x25519") -> tuple[str, str]:
@@ -87,9 +87,10 @@ def _read_text(path: str | os.PathLike[str], what: str) -> str:
 
 
 def _passphrase(source: PassphraseSource, what: str) -> bytes:
-    if source is None:
+    secret = resolve(source)  # a callable source is asked only now: the file is protected
+    if secret is None:
         raise UsageError(f"{what} is passphrase-protected but no passphrase was given")
-    return source() if callable(source) else source
+    return secret
 
 
 def load_identities(path: str | os.PathLike[str], *, passphrase: PassphraseSource = None) -> list[AnyIdentity]:
@@ -237,8 +238,9 @@ def decrypt(
             entries that would land outside it, links and special files are refused.
         identities: identity strings.
         identity_files: identity files (possibly passphrase-protected age files).
-        passphrase: for passphrase-encrypted (scrypt) files: bytes, or a callable asked only if the file is one.
-        identity_passphrase: bytes or callable for protected identity files.
+        passphrase: for passphrase-encrypted (scrypt) files: bytes, str, or a callable asked only if the file is
+            one.
+        identity_passphrase: bytes, str or a callable (asked only then) for protected identity files.
         max_work_factor: refuse scrypt files demanding more work.
         progress: called with the number of plaintext bytes after each chunk.
 
@@ -253,7 +255,7 @@ def decrypt(
     for path in identity_files:
         keys.extend(load_identities(path, passphrase=identity_passphrase))
     if passphrase is not None:
-        keys.append(ScryptIdentity(passphrase, max_work_factor))
+        keys.append(ScryptIdentity(lambda: _passphrase(passphrase, "the file"), max_work_factor))
     if not keys:
         raise UsageError("no identity or passphrase given", hint="pass -i IDENTITY_FILE, or a passphrase")
     with _io_errors("decrypting"), _reader(input) as src:

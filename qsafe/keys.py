@@ -20,16 +20,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
-from qsafe import _limits
+from qsafe import _limits, _passphrase
 from qsafe import signers as _signers
 from qsafe._crypto import der as _der
 from qsafe._crypto import keyfile as _keyfile
+from qsafe._passphrase import PassphraseSource
 from qsafe.errors import FormatError, InvalidInputError, KeyFileError, SignatureError
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "COMPOSITE_DRAFT_REVISION",
     "DEFAULT_SIGNATURE_ALGORITHM",
     "SIGNATURE_ALGORITHMS",
+    "PassphraseSource",
     "PrivateKey",
     "PublicKey",
     "generate",
@@ -248,6 +251,9 @@ def _single_block(data: bytes, label: str, source: str) -> bytes:
     if len(blocks) > 1:
         raise KeyFileError(f"{source}: {len(blocks)} PEM blocks; expected exactly one {label}")
     found, der = blocks[0]
+    if found == _PUBLIC_LABEL and label == _PRIVATE_LABEL:
+        raise KeyFileError(f"{source} is a public key; a private key is needed here",
+                           hint="pass the PREFIX.key file that `qsafe keygen --out PREFIX` wrote, not PREFIX.pub")
     if found != label:
         raise KeyFileError(f"{source}: PEM block is {found}, expected {label}", hint=_label_hint(found))
     return der
@@ -328,7 +334,7 @@ def public_key_from_pem(pem: bytes, *, source: str = "public key") -> PublicKey:
 MAX_KEY_FILE_BYTES = _limits.KEY_FILE_MAX_BYTES
 
 
-def _read(path: str | Path) -> bytes:
+def _read(path: str | os.PathLike[str]) -> bytes:
     from qsafe._files import read_regular
 
     try:  # never blocks on a FIFO, refuses a directory or device, reserves only what the file holds
@@ -349,25 +355,30 @@ def is_protected_key_file(path: str | Path) -> bool:
     return _keyfile.is_protected(_read(path))
 
 
-def load_private_key(path: str | Path, passphrase: bytes | None = None) -> PrivateKey:
-    """Load a private key file (``PREFIX.key``).
+def load_private_key(path: str | os.PathLike[str], passphrase: PassphraseSource = None, *,
+                     passphrase_file: str | os.PathLike[str] | None = None) -> PrivateKey:
+    """Load a private key file (``PREFIX.key``): the one loader of signing keys, protected or not.
 
     Args:
         path: the key file: age-scrypt protected PEM, or plain PKCS#8 PEM (written with --no-passphrase).
-        passphrase: unlocks a protected key; ignored for an unprotected one.
+        passphrase: unlocks a protected key: bytes, str, or a callable returning one that is called only when
+            the file is protected (so an unprotected key never prompts); ignored for an unprotected key.
+        passphrase_file: or a file whose first line is the passphrase (read only for a protected key).
 
     Returns:
         The private key.
 
     Raises:
-        KeyFileError: unreadable or malformed file, or "key is passphrase-protected" when none was given.
+        KeyFileError: unreadable or malformed file (a public key says so), or "key is passphrase-protected" when
+            no passphrase was given.
         WrongPassphraseError: the passphrase does not open the key.
         IntegrityError: the protected file was modified.
+        UsageError: both ``passphrase`` and ``passphrase_file``, or an unreadable passphrase file.
     """
     data = _read(path)
     if _keyfile.is_protected(data):
-        data = _keyfile.unprotect(data, passphrase, what=str(path))
-    return private_key_from_pem(data, source=str(path))
+        data = _keyfile.unprotect(data, _passphrase.resolve(passphrase, passphrase_file), what=os.fspath(path))
+    return private_key_from_pem(data, source=os.fspath(path))
 
 
 def load_public_key(path: str | Path) -> PublicKey:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +29,7 @@ from qsafe.bundle import (
 )
 from qsafe.errors import FormatError, InvalidInputError, KeyFileError, OutputExistsError, UsageError
 from qsafe.hashing import HashingConfig, Progress
-from qsafe.keys import PrivateKey
+from qsafe.keys import PassphraseSource, PrivateKey
 from qsafe.manifest import Manifest, hash_model
 
 if TYPE_CHECKING:
@@ -51,27 +51,7 @@ def pq_signature_path(model: str | Path) -> Path:
     return p / DEFAULT_PQ_SIGNATURE_NAME if p.is_dir() else p.parent / DEFAULT_PQ_SIGNATURE_NAME
 
 
-PassphraseArg = bytes | str | Callable[[], bytes | str] | None
-
-
-def _passphrase(source: PassphraseArg, passphrase_file: str | os.PathLike[str] | None) -> bytes | None:
-    if source is not None and passphrase_file is not None:
-        raise UsageError("give passphrase or passphrase_file, not both")
-    if passphrase_file is not None:
-        try:
-            lines = Path(passphrase_file).read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"cannot read passphrase file {passphrase_file}: {exc}") from exc
-        return lines[0].encode("utf-8") if lines else b""
-    value = source() if callable(source) else source
-    if value is None or isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    raise TypeError(f"passphrase must be bytes, str or a callable returning one, not {type(value).__name__}")
-
-
-def signing_key(key: PrivateKey | str | os.PathLike[str], passphrase: PassphraseArg = None,
+def signing_key(key: PrivateKey | str | os.PathLike[str], passphrase: PassphraseSource = None,
                 passphrase_file: str | os.PathLike[str] | None = None) -> PrivateKey:
     """A :class:`~qsafe.keys.PrivateKey` from a key object or a key file path (opened with the passphrase).
 
@@ -84,17 +64,15 @@ def signing_key(key: PrivateKey | str | os.PathLike[str], passphrase: Passphrase
         return key
     if not isinstance(key, (str, os.PathLike)):
         raise TypeError(f"key must be a qsafe.keys.PrivateKey or the path of a .key file, not {type(key).__name__}")
-    from qsafe.keys import is_protected_key_file, load_private_key
+    from qsafe.keys import load_private_key
 
     path = Path(key)
     if not path.is_file():
         raise KeyFileError(f"signing key {path} does not exist" if not path.exists() else f"{path} is not a file",
                            hint="pass the private key file that `qsafe keygen --out PREFIX` wrote (PREFIX.key)")
-    secret = _passphrase(passphrase, passphrase_file)
-    if secret is None and is_protected_key_file(path):
-        raise KeyFileError(f"{path} is passphrase-protected and no passphrase was given",
-                           hint="pass passphrase=… (bytes, str or a callable) or passphrase_file=…")
-    return load_private_key(path, secret)
+    if passphrase is not None and passphrase_file is not None:
+        raise UsageError("give passphrase or passphrase_file, not both")
+    return load_private_key(path, passphrase, passphrase_file=passphrase_file)
 
 
 def _check_certificate(key: PrivateKey, certificates: Sequence[x509.Certificate]) -> tuple[bytes, ...]:
@@ -190,7 +168,7 @@ def sign(
     sigstore_token: str | None = None,
     trust_root: TrustRoot | None = None,
     pq_signature: str | os.PathLike[str] | None = None,
-    passphrase: PassphraseArg = None,
+    passphrase: PassphraseSource = None,
     passphrase_file: str | os.PathLike[str] | None = None,
     force: bool = False,
 ) -> Manifest:

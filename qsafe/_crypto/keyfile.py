@@ -71,8 +71,9 @@ def unprotect(data: bytes, passphrase: bytes | None, *, what: str) -> bytes:
         IntegrityError: the file was modified.
     """
     if passphrase is None:
-        raise KeyFileError(f"{what}: key is passphrase-protected",
-                           hint="give the passphrase with --passphrase-file FILE, $QSAFE_PASSPHRASE or the prompt")
+        raise KeyFileError(f"{what}: the key is passphrase-protected and no passphrase was given",
+                           hint="give the passphrase: --passphrase-file FILE, $QSAFE_PASSPHRASE or the prompt on the "
+                                "command line; passphrase=... or passphrase_file=... in Python")
     from qsafe import _age
 
     try:

@@ -44,14 +44,9 @@ def read_passphrase(
         UsageError: no source is available (no file, no variable, no terminal) or the passphrase is empty.
     """
     if passphrase_file is not None:
-        try:
-            text = passphrase_file.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise UsageError(f"cannot read passphrase file {passphrase_file}: {exc.strerror}") from exc
-        except UnicodeDecodeError as exc:
-            raise UsageError(f"passphrase file {passphrase_file} is not UTF-8 text",
-                             hint="write the passphrase as UTF-8 text on the file's first line") from exc
-        value = text[0] if text else ""
+        from qsafe._passphrase import read_passphrase_file
+
+        value = read_passphrase_file(passphrase_file).decode("utf-8")
     elif os.environ.get(PASSPHRASE_ENV):
         value = os.environ[PASSPHRASE_ENV]
     elif sys.stdin.isatty() and sys.stderr.isatty():
@@ -64,6 +59,19 @@ def read_passphrase(
     if not value:
         raise UsageError("the passphrase is empty")
     return value.encode("utf-8")
+
+
+def load_private_key(path: Path, passphrase_file: Path | None, *, prompt: str = "Key passphrase") -> Any:
+    """The private key file at ``path`` (a :class:`qsafe.keys.PrivateKey`): the one way commands open a key. The
+    passphrase (``--passphrase-file``, ``$QSAFE_PASSPHRASE`` or a prompt) is asked only when the file is protected.
+
+    Raises:
+        KeyFileError, WrongPassphraseError, IntegrityError: see :func:`qsafe.keys.load_private_key`.
+        UsageError: the key is protected and no passphrase source is available.
+    """
+    from qsafe import keys
+
+    return keys.load_private_key(path, lambda: read_passphrase(passphrase_file, prompt=prompt))
 
 
 def read_input(path: Path, what: str, *, limit: int | None = None) -> bytes:

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from qsafe._io import atomic_output, check_writable, refuse_same_file
-from qsafe.cli._common import emit_json, policy_option, read_input, read_passphrase
+from qsafe.cli._common import emit_json, load_private_key, policy_option, read_input
 from qsafe.errors import UnavailableError, UsageError
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
@@ -49,15 +49,6 @@ def _write(path: Path | None, data: bytes, inputs: tuple[Path, ...] = ()) -> Non
         return
     with atomic_output(path, inputs=inputs) as handle:
         handle.write(data)
-
-
-def load_signing_key(path: Path, passphrase_file: Path | None) -> Any:
-    """Load a private key; ask for a passphrase only when the file is protected."""
-    from qsafe import keys
-
-    if not keys.is_protected_key_file(path):
-        return keys.load_private_key(path)
-    return keys.load_private_key(path, read_passphrase(passphrase_file, prompt="Key passphrase"))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -179,7 +170,7 @@ def verify(evidence: Path, policy: Path, nonce_hex: str | None, model_digest: st
     if output is not None:  # refuse a bad --output before the passphrase and the appraisal
         refuse_same_file(output, *inputs)
         check_writable(output)
-    signing_key = load_signing_key(key, passphrase_file) if key else None
+    signing_key = load_private_key(key, passphrase_file) if key else None
     result = appraise(load_evidence(evidence), load_policy(policy), at=parse_time_option(at),
                       nonce=_hex(nonce_hex, "--nonce"), model_digest=model_digest)
     if output is not None and signing_key is not None:

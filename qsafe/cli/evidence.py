@@ -63,7 +63,7 @@ def sign_cmd(model_digest: str | None, model: Path | None, model_keys: tuple[Pat
              model_name: str, output: Path, as_json: bool) -> None:
     """Sign PREDICATE as evidence about a model (DSSE, ML-DSA)."""
     from qsafe._io import atomic_output, check_writable, refuse_same_file
-    from qsafe.cli.signing import _load_private_key
+    from qsafe.cli._common import load_private_key
     from qsafe.model_evidence import claims_of, read_predicate, sign_model_evidence
 
     refuse_same_file(output, predicate_path, key_path, *model_keys,
@@ -71,7 +71,7 @@ def sign_cmd(model_digest: str | None, model: Path | None, model_keys: tuple[Pat
     check_writable(output)
     digest = resolve_model_digest(model_digest, model, model_keys, signature)
     predicate = read_predicate(predicate_path)
-    key = _load_private_key(key_path, passphrase_file)
+    key = load_private_key(key_path, passphrase_file)
     data = sign_model_evidence(digest, predicate_type, predicate, key, model_name=model_name)
     with atomic_output(output) as handle:
         handle.write(data)

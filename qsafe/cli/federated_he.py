@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from qsafe._io import atomic_output
-from qsafe.cli._common import emit_json, passphrase_options, progress, read_input, read_passphrase
+from qsafe.cli._common import emit_json, load_private_key, passphrase_options, progress, read_input, read_passphrase
 from qsafe.errors import FormatError, HEMismatchError, KeyFileError, UsageError
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
@@ -86,15 +86,13 @@ def init(out_dir: Path, scheme: str, clip: float, max_clients: int, norm_keys: b
 def encrypt(update: Path, context_path: Path, key_path: Path, round_: int, output: Path, pinned: str | None,
             passphrase_file: Path | None, as_json: bool) -> None:
     """Client: clip-check, encrypt and sign one update (a .safetensors file)."""
-    from qsafe import keys
     from qsafe.federated import HEContext
     from qsafe.federated.stream import encrypt_file
 
     if _is_protected(context_path, "context"):  # only secret contexts are protected: say so before asking a passphrase
         raise KeyFileError(f"{context_path} is a (protected) secret context; clients get the public one",
                            hint="pass DIR/public.ctx: the secret context must stay with the key authority")
-    passphrase = read_passphrase(passphrase_file) if _is_protected(key_path, "key file") else None
-    key = keys.load_private_key(key_path, passphrase)
+    key = load_private_key(key_path, passphrase_file)
     ctx = HEContext.load(context_path)
     if ctx.has_secret:
         raise KeyFileError(f"{context_path} is a secret context; clients get the public one",
@@ -203,8 +201,11 @@ def decrypt(aggregate_path: Path, secret_path: Path, output: Path, min_clients: 
     if bool(recompute) != (allowlist is not None):
         raise UsageError("--recompute-from and --clients go together")
 
-    passphrase = read_passphrase(passphrase_file) if _is_protected(secret_path, "secret context") else None
-    ctx = HEContext.load(secret_path, passphrase)
+    from qsafe._files import read_regular
+    from qsafe._limits import FL_CONTEXT_MAX_BYTES
+
+    ctx = HEContext.from_bytes(read_regular(secret_path, "secret context", max_bytes=FL_CONTEXT_MAX_BYTES),
+                               lambda: read_passphrase(passphrase_file, prompt="Secret context passphrase"))
     if not ctx.has_secret:
         raise KeyFileError(f"{secret_path} is a public context; decryption needs secret.ctx")
     agg = EncryptedAggregate.from_bytes(read_input(aggregate_path, "aggregate"))

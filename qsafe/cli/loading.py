@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from qsafe.cli._common import echo, emit_json, policy_option, progress
-from qsafe.cli.attestation import load_signing_key, parse_time_option
+from qsafe.cli._common import echo, emit_json, load_private_key, policy_option, progress
+from qsafe.cli.attestation import parse_time_option
 from qsafe.errors import AttestationError, UnavailableError, UsageError
 
 _EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -84,7 +84,7 @@ def load(model: Path, signature: Path | None, key: Path, policy: Path | None, ev
     if verified_dir is not None:
         _check_new_dir(verified_dir, model)
     when = parse_time_option(at)
-    signing_key = load_signing_key(result_key, passphrase_file) if result_key else None
+    signing_key = load_private_key(result_key, passphrase_file) if result_key else None
     total = _model_size(model)
     try:
         with progress(total, "Loading") as advance:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from qsafe.cli._common import PASSPHRASE_ENV, emit_json, passphrase_options, read_passphrase
+from qsafe.cli._common import PASSPHRASE_ENV, emit_json, load_private_key, passphrase_options, read_passphrase
 from qsafe.errors import UsageError
 
 _EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -99,10 +99,7 @@ def issue(ca_cert: Path, ca_key: Path, public_key: Path, subject: str, sans: tup
     if len(issuers) != 1:
         raise UsageError(f"{ca_cert} holds {len(issuers)} certificates; --ca takes the issuing CA's alone")
     public = keys.load_public_key(public_key)
-    if keys.is_protected_key_file(ca_key):
-        ca = keys.load_private_key(ca_key, passphrase=read_passphrase(passphrase_file, prompt="CA key passphrase"))
-    else:
-        ca = keys.load_private_key(ca_key)
+    ca = load_private_key(ca_key, passphrase_file, prompt="CA key passphrase")
     if intermediate:
         cert = lib.issue_ca_certificate(issuers[0], ca, public, subject, days=days, path_length=path_length)
     else:

@@ -293,9 +293,9 @@ def report(model: Path, signature: Path | None, keys: tuple[Path, ...], norm: st
             check_writable(out)
     signing = None
     if sign_key is not None:
-        from qsafe.cli.signing import _load_private_key
+        from qsafe.cli._common import load_private_key
 
-        signing = _load_private_key(sign_key, passphrase_file)
+        signing = load_private_key(sign_key, passphrase_file)
     _setup(seed)
     say = _say(quiet)
     net, info, digest = open_model(model, signature, keys, say)

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from qsafe.cli._common import PASSPHRASE_ENV, echo, emit_json, policy_option, progress, read_passphrase
+from qsafe.cli._common import PASSPHRASE_ENV, echo, emit_json, load_private_key, policy_option, progress
 from qsafe.errors import AttestationError, ModelMismatchError, QsafeError, UsageError
 
 
@@ -31,14 +31,6 @@ def _progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
 
     with stack:
         yield callback
-
-
-def _load_private_key(path: Path, passphrase_file: Path | None) -> Any:
-    from qsafe import keys
-
-    if keys.is_protected_key_file(path):
-        return keys.load_private_key(path, passphrase=read_passphrase(passphrase_file, prompt="Key passphrase"))
-    return keys.load_private_key(path)
 
 
 def _trust_root(trust_config: Path | None) -> Any:
@@ -125,7 +117,7 @@ def sign(model: Path, key_path: Path | None, certificate: Path | None, chain: tu
 
         root = _trust_root(trust_config)
         token = find_identity_token(identity_token_file)
-    key = _load_private_key(key_path, passphrase_file) if key_path is not None else None
+    key = load_private_key(key_path, passphrase_file) if key_path is not None else None
     target = signature or default_signature_path(model)
     written = [target]
     if key is not None and keyless:

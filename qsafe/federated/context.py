@@ -26,6 +26,7 @@ from qsafe._he import cipher, container
 from qsafe._he.params import SchemeParams, bfv_packed, ckks, params_from_json
 from qsafe._io import atomic_output
 from qsafe._labels import FL_CONTEXT_FINGERPRINT_LABEL, FL_CONTEXT_MAGIC, FL_SECRET_CONTEXT_MAGIC
+from qsafe._passphrase import PassphraseSource, resolve
 from qsafe.errors import FormatError, HEMismatchError, KeyFileError, MissingDependencyError, UsageError
 
 __all__ = ["HEContext", "is_protected"]
@@ -145,8 +146,9 @@ class HEContext:
         return self._ts_secret
 
     @classmethod
-    def from_bytes(cls, data: bytes, passphrase: bytes | None = None) -> HEContext:
-        """Parse a ``public.ctx`` or ``secret.ctx`` (protected or not).
+    def from_bytes(cls, data: bytes, passphrase: PassphraseSource = None) -> HEContext:
+        """Parse a ``public.ctx`` or ``secret.ctx`` (protected or not). ``passphrase``: bytes, str, or a callable
+        asked only when the file is protected.
 
         Raises:
             FormatError: not a context file, or inconsistent.
@@ -154,9 +156,10 @@ class HEContext:
             WrongPassphraseError: the passphrase does not open it.
         """
         if is_protected(data):
-            if passphrase is None:
+            secret = resolve(passphrase)
+            if secret is None:
                 raise UsageError("the secret HE context is passphrase-protected and no passphrase was given")
-            data = _age().decrypt_with_passphrase(data, passphrase)
+            data = _age().decrypt_with_passphrase(data, secret)
         if data.startswith(FL_CONTEXT_MAGIC):
             params, _ = _public_blob(data)
             return cls(params, data)
@@ -171,7 +174,7 @@ class HEContext:
         return ctx
 
     @classmethod
-    def load(cls, path: str | Path, passphrase: bytes | None = None) -> HEContext:
+    def load(cls, path: str | Path, passphrase: PassphraseSource = None) -> HEContext:
         """Read a context file (see :meth:`from_bytes`)."""
         try:
             data = read_regular(path, "HE context", max_bytes=_MAX_CONTEXT_BYTES)

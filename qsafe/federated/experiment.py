@@ -25,7 +25,7 @@ from qsafe.federated.defenses import ClientUpdate
 from qsafe.federated.defenses.base import AggregateResult
 from qsafe.federated.report import Report, matrix_markdown, plot_report, run_report
 from qsafe.federated.simulation import Progress, SimulationConfig, simulate, update_digest
-from qsafe.keys import PrivateKey, generate, is_protected_key_file, load_private_key
+from qsafe.keys import PrivateKey, generate, load_private_key
 
 __all__ = ["base_config", "load_signer", "matrix_markdown", "plot_report", "run", "write_json"]
 
@@ -49,13 +49,7 @@ def load_signer(path: Path, passphrase: Callable[[], bytes]) -> PrivateKey:
         KeyFileError: unreadable key, or not a post-quantum (ML-DSA) key.
         WrongPassphraseError: the passphrase does not open it.
     """
-    if is_protected_key_file(path):
-        key = load_private_key(path, passphrase())
-    else:
-        if b"PUBLIC KEY-----" in path.read_bytes()[:4096]:
-            raise KeyFileError(f"{path} is a public key; round heads are signed with the private key",
-                               hint="pass the PREFIX.key file made by qsafe keygen, not PREFIX.pub")
-        key = load_private_key(path)
+    key = load_private_key(path, passphrase)  # a public key is named as one; the passphrase only when protected
     if not key.public_key().post_quantum:
         raise KeyFileError(f"{key.algorithm} is not post-quantum: audit round heads are signed with ML-DSA",
                            hint="make the aggregator key with qsafe keygen (ML-DSA-65 by default)")

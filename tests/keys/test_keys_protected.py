@@ -14,7 +14,7 @@ import pytest
 
 from qsafe import _age, keys
 from qsafe._crypto import keyfile
-from qsafe.errors import IntegrityError, KeyFileError, WrongPassphraseError
+from qsafe.errors import IntegrityError, KeyFileError, UsageError, WrongPassphraseError
 
 PASS = b"correct horse battery staple"
 
@@ -112,3 +112,35 @@ def test_keygen_empty_passphrase_file(cli: Callable[..., Any], tmp_path: Path) -
     missing = cli(["keygen", "--out", tmp_path / "k", "--passphrase-file", tmp_path / "nope"])
     assert missing.exit_code == 2 and "cannot read passphrase file" in missing.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pw"]
+
+
+def test_one_loader_asks_for_the_passphrase_only_when_the_key_is_protected(tmp_path: Path) -> None:
+    """keys.load_private_key is the one loader (CLI, library, plugins): a callable source is called only for a
+    protected file; a passphrase file is read only then; both sources at once are refused."""
+    asked: list[int] = []
+
+    def source() -> bytes:
+        asked.append(1)
+        return PASS
+
+    _, plain = keys.write_key_pair(keys.generate("ml-dsa-44"), tmp_path / "plain", None)
+    _, protected = keys.write_key_pair(keys.generate("ml-dsa-44"), tmp_path / "protected", PASS)
+    keys.load_private_key(plain, source)
+    keys.load_private_key(plain, passphrase_file=tmp_path / "no-such-file")  # never read: the key is not protected
+    assert asked == []
+    keys.load_private_key(protected, source)
+    assert asked == [1]
+    (tmp_path / "pw.txt").write_bytes(PASS + b"\nsecond line ignored\n")
+    keys.load_private_key(protected, passphrase_file=tmp_path / "pw.txt")
+    keys.load_private_key(protected, PASS.decode())  # str works too
+    with pytest.raises(UsageError, match="not both"):
+        keys.load_private_key(protected, PASS, passphrase_file=tmp_path / "pw.txt")
+    with pytest.raises(UsageError, match="cannot read passphrase file"):
+        keys.load_private_key(protected, passphrase_file=tmp_path / "no-such-file")
+
+
+def test_public_key_given_as_private_key_is_named(tmp_path: Path) -> None:
+    pub, _ = keys.write_key_pair(keys.generate("ml-dsa-44"), tmp_path / "k", None)
+    with pytest.raises(KeyFileError, match="is a public key; a private key is needed here") as err:
+        keys.load_private_key(pub)
+    assert "PREFIX.key" in (err.value.hint or "")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,7 +28,7 @@ from flwr.clientapp.typing import ClientAppCallable
 
 from qsafe.errors import HEMismatchError, UsageError
 from qsafe.federated import HEContext, encrypt_update
-from qsafe.keys import PrivateKey, is_protected_key_file, load_private_key
+from qsafe.keys import PrivateKey, load_private_key
 from qsafe_flower._records import (
     CONTEXT_KEY,
     NORM_BOUND_KEY,
@@ -98,15 +97,17 @@ def client_material(node_config: dict[str, Any]) -> tuple[HEContext, PrivateKey]
         context = HEContext.load(ctx_path)
         if context.has_secret:
             raise UsageError(f"{ctx_path} is a secret HE context; clients get the public one")
-        passphrase = None
-        if is_protected_key_file(Path(key_path)):
-            phrase_file = node_config.get("qsafe-passphrase-file")
-            text = Path(str(phrase_file)).read_text().splitlines()[0] if phrase_file else os.environ.get(
-                "QSAFE_PASSPHRASE")
+        phrase_file = node_config.get("qsafe-passphrase-file")
+
+        def from_environment() -> bytes:  # asked only when the key file is protected
+            text = os.environ.get("QSAFE_PASSPHRASE")
             if text is None:
                 raise UsageError(f"{key_path} is protected: set QSAFE_PASSPHRASE or node config qsafe-passphrase-file")
-            passphrase = text.encode()
-        cached = _CACHE[(ctx_path, key_path)] = (context, load_private_key(key_path, passphrase))
+            return text.encode()
+
+        key = load_private_key(key_path, None if phrase_file else from_environment,
+                               passphrase_file=str(phrase_file) if phrase_file else None)
+        cached = _CACHE[(ctx_path, key_path)] = (context, key)
     return cached
 
 
