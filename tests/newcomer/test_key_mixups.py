@@ -43,3 +43,29 @@ def test_library_names_a_recipient_given_as_identity(tmp_path: Path) -> None:
     encrypt(tmp_path / "m.txt", tmp_path / "m.age", recipients=[recipient])
     with pytest.raises(KeyFileError, match="this is a public key \\(an age recipient\\), not an identity"):
         decrypt(tmp_path / "m.age", tmp_path / "out.txt", identities=[recipient])
+
+
+def test_debian_age_reads_x25519_files_but_not_post_quantum_ones(tmp_path: Path) -> None:
+    """The interop claim as README states it: post-quantum recipients need age >= 1.3; an older age (Debian's
+    1.1.1 here) decrypts qsafe's X25519 files and says "no identity matched" for a hybrid one."""
+    import shutil
+    import subprocess
+
+    age, age_keygen = shutil.which("age"), shutil.which("age-keygen")
+    if age is None or age_keygen is None:
+        pytest.skip("Debian's age is not installed (make peers installs it)")
+    version = subprocess.run([age, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run([age_keygen, "-o", str(tmp_path / "id.txt")], capture_output=True, check=True)
+    x25519_recipient = next(line.split(": ")[1] for line in (tmp_path / "id.txt").read_text().splitlines()
+                            if line.startswith("# public key: "))
+    (tmp_path / "m.txt").write_text("model\n")
+    encrypt(tmp_path / "m.txt", tmp_path / "classic.age", recipients=[x25519_recipient])
+    ok = subprocess.run([age, "-d", "-i", str(tmp_path / "id.txt"), str(tmp_path / "classic.age")],
+                        capture_output=True, text=True, check=False)
+    assert ok.returncode == 0 and ok.stdout == "model\n"
+    _identity, pq_recipient = generate_identity()
+    encrypt(tmp_path / "m.txt", tmp_path / "pq.age", recipients=[pq_recipient])
+    old = subprocess.run([age, "-d", "-i", str(tmp_path / "id.txt"), str(tmp_path / "pq.age")],
+                         capture_output=True, text=True, check=False)
+    if tuple(int(p) for p in version.lstrip("v").split(".")[:2]) < (1, 3):
+        assert old.returncode != 0 and "no identity matched" in old.stderr
