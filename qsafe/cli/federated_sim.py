@@ -102,8 +102,9 @@ def _summary_lines(result: Any, reference: Any) -> list[str]:
                   f"{f.raw_asr:.1%} (attack-free {r.raw_asr:.1%})")]
     privacy = result.extra.get("privacy")
     if privacy:
-        sampling = ("every client in every round (no sampling amplification)" if privacy["sampling_rate"] == 1
-                    else f"clients Poisson-sampled at rate {privacy['sampling_rate']:g}")
+        rate = privacy.get("sampling_rate", 1)  # results saved before client sampling existed: full participation
+        sampling = ("every client in every round (no sampling amplification)" if rate == 1
+                    else f"clients Poisson-sampled at rate {rate:g}")
         lines.append(f"  privacy: client-level epsilon = {privacy['epsilon']:.4g} at delta = {privacy['delta']:g} over "
                      f"{privacy['rounds']} rounds, noise multiplier {privacy['noise_multiplier']:g} "
                      f"({privacy['method']}); {sampling}; the aggregator is trusted with the clipped updates")
