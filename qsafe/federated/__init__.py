@@ -9,8 +9,10 @@ TenSEAL is imported only when a function here needs it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from qsafe.federated.aggregation import (
-    AggregateResult,
+    AggregationOutcome,
     EncryptedAggregate,
     Refusal,
     aggregate,
@@ -23,7 +25,7 @@ from qsafe.federated.recompute import verify_aggregate
 from qsafe.federated.update import EncryptedUpdate, encrypt_update, verify_update
 
 __all__ = [
-    "AggregateResult",
+    "AggregationOutcome",
     "EncryptedAggregate",
     "EncryptedNorm",
     "EncryptedUpdate",
@@ -40,3 +42,14 @@ __all__ = [
     "verify_aggregate",
     "verify_update",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # qsafe 0.1 called the aggregation's outcome AggregateResult, the name the defenses' Strategy result also has
+    if name == "AggregateResult":
+        import warnings
+
+        warnings.warn("qsafe.federated.AggregateResult is now qsafe.federated.AggregationOutcome",
+                      DeprecationWarning, stacklevel=2)
+        return AggregationOutcome
+    raise AttributeError(f"module 'qsafe.federated' has no attribute {name!r}")

@@ -23,7 +23,7 @@ from qsafe.federated.context import HEContext
 from qsafe.federated.update import EncryptedUpdate, verify_update
 from qsafe.keys import PublicKey
 
-__all__ = ["AggregateResult", "EncryptedAggregate", "Refusal", "aggregate", "decrypt_aggregate", "infer_round"]
+__all__ = ["AggregationOutcome", "EncryptedAggregate", "Refusal", "aggregate", "decrypt_aggregate", "infer_round"]
 
 UpdateSource = Union[EncryptedUpdate, str, "os.PathLike[str]"]
 _AGG_KEYS = {"format_version", "kind", "scheme", "context_fingerprint", "tensors", "packing", "round", "count",
@@ -87,7 +87,7 @@ class EncryptedAggregate:
 
 
 @dataclass
-class AggregateResult:
+class AggregationOutcome:
     """What :func:`aggregate` returns: the encrypted sum (None if nothing was accepted) and the verdicts."""
 
     aggregate: EncryptedAggregate | None
@@ -147,7 +147,7 @@ class _Sum:
 
 def aggregate(updates: Iterable[UpdateSource], context: HEContext, allowlist: Sequence[PublicKey], round: int, *,
               progress: Callable[[int], None] | None = None,
-              labels: Sequence[str] | None = None) -> AggregateResult:
+              labels: Sequence[str] | None = None) -> AggregationOutcome:
     """Sum the valid updates homomorphically; refuse and report the others. Needs no secret.
 
     Each update is checked (format, context fingerprint, round, allowlisted client, ML-DSA signature, ciphertext
@@ -187,7 +187,7 @@ def aggregate(updates: Iterable[UpdateSource], context: HEContext, allowlist: Se
         if progress:
             progress(1)
     agg = state.result(first) if first is not None else None
-    return AggregateResult(agg, state.accepted, refused)
+    return AggregationOutcome(agg, state.accepted, refused)
 
 
 def _load(item: UpdateSource) -> EncryptedUpdate:

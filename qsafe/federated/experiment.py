@@ -24,7 +24,7 @@ from qsafe.federated.audit import AuditWriter
 from qsafe.federated.defenses import ClientUpdate
 from qsafe.federated.defenses.base import AggregateResult
 from qsafe.federated.report import Report, matrix_markdown, plot_report, run_report
-from qsafe.federated.simulation import Progress, SimulationConfig, simulate, update_digest
+from qsafe.federated.simulation import RoundProgress, SimulationConfig, simulate, update_digest
 from qsafe.keys import PrivateKey, generate, load_private_key
 
 __all__ = ["base_config", "load_signer", "matrix_markdown", "plot_report", "run", "write_json"]
@@ -89,7 +89,7 @@ def _audit(config: SimulationConfig, log: Path | None, signer: PrivateKey | None
 
 def run(base: SimulationConfig, defenses: Sequence[str], attacker_counts: Sequence[int],
         params: dict[str, dict[str, Any]], *, encrypt: bool = False, audit_log: Path | None = None,
-        signer: PrivateKey | None = None, reference: bool = True, progress: Progress | None = None) -> Report:
+        signer: PrivateKey | None = None, reference: bool = True, progress: RoundProgress | None = None) -> Report:
     """Run every (defense, attackers) scenario; with ``audit_log`` (one scenario only) write its audit trail.
 
     Args:

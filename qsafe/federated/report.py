@@ -18,8 +18,8 @@ from qsafe.errors import FormatError
 from qsafe.federated._model import ModelSpec
 from qsafe.federated.attacks import AttackSpec
 from qsafe.federated.simulation import (
-    Progress,
     RoundMetrics,
+    RoundProgress,
     RunResult,
     SimulationConfig,
     SimulationResult,
@@ -47,7 +47,7 @@ class Report:
 
 def run_report(base: SimulationConfig, defenses: Sequence[str], attacker_counts: Sequence[int], *,
                params: dict[str, dict[str, Any]] | None = None, reference: bool = True,
-               simulate_one: Callable[..., SimulationResult] = simulate, progress: Progress | None = None) -> Report:
+               simulate_one: Callable[..., SimulationResult] = simulate, progress: RoundProgress | None = None) -> Report:
     """Run every (defense, attackers) pair on ``base``, plus one attack-free reference.
 
     Args:

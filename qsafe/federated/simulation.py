@@ -42,7 +42,7 @@ __all__ = [
     "update_digest",
 ]
 
-Progress = Callable[[int], None]
+RoundProgress = Callable[[int], None]
 
 
 @dataclass(frozen=True)
@@ -243,7 +243,7 @@ RoundHook = Callable[[int, list[ClientUpdate], AggregateResult, list[dict[str, A
 
 def run_training(config: SimulationConfig, prep: Prepared, strategy: Strategy, attackers: tuple[int, ...], *,
                  aggregator: Aggregator | None = None, on_round: RoundHook | None = None,
-                 progress: Progress | None = None) -> RunResult:
+                 progress: RoundProgress | None = None) -> RunResult:
     """Train ``config.rounds`` rounds with ``strategy`` and the given attackers.
 
     Args:
@@ -279,7 +279,7 @@ def run_training(config: SimulationConfig, prep: Prepared, strategy: Strategy, a
 
 def simulate(config: SimulationConfig, *, reference: bool = True, prep: Prepared | None = None,
              aggregator_factory: Callable[[Strategy], Aggregator] | None = None, on_round: RoundHook | None = None,
-             progress: Progress | None = None) -> SimulationResult:
+             progress: RoundProgress | None = None) -> SimulationResult:
     """Run a scenario and, with ``reference``, the attack-free FedAvg run of the same seed.
 
     Args:

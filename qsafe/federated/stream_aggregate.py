@@ -29,7 +29,7 @@ from qsafe import _json
 from qsafe._he import container, raw
 from qsafe._labels import FL_AGGREGATE_MAGIC, FL_UPDATE_MAGIC
 from qsafe.errors import FormatError, HEMismatchError, IntegrityError, UsageError
-from qsafe.federated.aggregation import AggregateResult, Refusal
+from qsafe.federated.aggregation import AggregationOutcome, Refusal
 from qsafe.federated.context import HEContext
 from qsafe.federated.update import EncryptedUpdate, check_header, verify_update
 from qsafe.keys import PublicKey
@@ -137,7 +137,7 @@ def _check_file(path: Path, context: HEContext, allowlist: Sequence[PublicKey], 
 
 def aggregate_files(paths: Sequence[str | os.PathLike[str]], context: HEContext, allowlist: Sequence[PublicKey],
                     round: int, output: str | os.PathLike[str], *,
-                    progress: Callable[[int], None] | None = None) -> AggregateResult:
+                    progress: Callable[[int], None] | None = None) -> AggregationOutcome:
     """Check and sum ``.qfl`` files into the aggregate file ``output``, memory flat in the update size.
 
     Args:
@@ -191,7 +191,7 @@ def aggregate_files(paths: Sequence[str | os.PathLike[str]], context: HEContext,
     if accepted:
         with atomic_output(output, inputs=tuple(Path(p) for p in paths)) as out:
             _sum_into(accepted, context, out, records, progress)
-    result = AggregateResult(None, records, refused)
+    result = AggregationOutcome(None, records, refused)
     return result
 
 

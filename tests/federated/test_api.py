@@ -152,3 +152,14 @@ def test_key_authority_recomputes_the_aggregate(secret_ctx: HEContext, public_ct
         verify_aggregate(forged, ups, secret_ctx, allow)
     with pytest.raises(HEMismatchError, match="refuses"):
         verify_aggregate(honest, ups, secret_ctx, allow[1:])
+
+
+def test_the_aggregation_outcome_has_its_own_name() -> None:
+    """aggregate() returns an AggregationOutcome; the defenses' Strategy returns an AggregateResult. The old name
+    of the former still imports, with a deprecation warning."""
+    import qsafe.federated as fed
+    from qsafe.federated.defenses import AggregateResult
+
+    assert fed.AggregationOutcome is not AggregateResult
+    with pytest.warns(DeprecationWarning, match="AggregationOutcome"):
+        assert fed.AggregateResult is fed.AggregationOutcome
