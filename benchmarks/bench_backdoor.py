@@ -15,8 +15,8 @@ import argparse
 import dataclasses
 import statistics
 
-from qsafe.federated.encrypted_sim import encrypted_simulate
-from qsafe.federated.simulation import SimulationConfig, prepare, simulate
+from qsafe.federated_sim.encrypted_sim import encrypted_simulate
+from qsafe.federated_sim.simulation import SimulationConfig, prepare, simulate
 
 
 def main() -> None:

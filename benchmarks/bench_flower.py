@@ -81,7 +81,7 @@ def _message_apps(method: str, clients: int, params: int, rounds: int) -> tuple[
     from qsafe_flower import KeyAuthority, QsafeEncryptedAggregation, make_qsafe_mod
 
     from qsafe.federated import HEContext
-    from qsafe.federated._clients import simulation_client_keys
+    from qsafe.federated_sim.clients import simulation_client_keys
 
     secret = HEContext.generate() if method == "qsafe-he" else None
     public_bytes = secret.public().public_bytes() if secret else b""

@@ -150,7 +150,7 @@ def _summary_lines(result: Any, reference: Any) -> list[str]:
 @passphrase_options
 def simulate(**opts: Any) -> None:
     """Run the federated backdoor scenario on the SMS Spam Collection; print accuracy and ASR per round."""
-    from qsafe.federated import experiment
+    from qsafe.federated_sim import experiment
 
     defenses = _defense_names() if "all" in opts["defenses"] or (opts["matrix"] and not opts["defenses"]) \
         else list(dict.fromkeys(opts["defenses"] or ("none",)))
@@ -197,7 +197,7 @@ def _check_outputs(opts: dict[str, Any]) -> None:
 
 
 def _render(report: Any, opts: dict[str, Any]) -> None:
-    from qsafe.federated import experiment
+    from qsafe.federated_sim import experiment
 
     if opts["matrix"]:
         click.echo(experiment.matrix_markdown(report))
@@ -226,7 +226,7 @@ def _render(report: Any, opts: dict[str, Any]) -> None:
 def report(results: Path, matrix: bool, plot_path: Path | None, attackers: int | None) -> None:
     """Re-tabulate and re-plot RESULTS (`fl simulate --json`) without re-running: seconds, not minutes."""
     from qsafe import _json
-    from qsafe.federated.report import report_from_json
+    from qsafe.federated_sim.report import report_from_json
 
     if plot_path is not None:
         refuse_same_file(plot_path, results)

@@ -4,6 +4,14 @@ Roles: the key authority makes an :class:`HEContext` and keeps its secret form; 
 with the public form (:func:`encrypt_update`); the aggregator checks and sums them with public material only
 (:func:`aggregate`); the key authority decrypts the average (:func:`decrypt_aggregate`). See docs/federated.md.
 
+This package is the production protocol: :mod:`~qsafe.federated.context`, :mod:`~qsafe.federated.update`,
+:mod:`~qsafe.federated.stream` (streaming encryption), :mod:`~qsafe.federated.aggregation`,
+:mod:`~qsafe.federated.stream_aggregate`, :mod:`~qsafe.federated.norm` (encrypted norms),
+:mod:`~qsafe.federated.recompute`, :mod:`~qsafe.federated.audit` (the signed audit trail) and the robust-aggregation
+defenses :mod:`~qsafe.federated.defenses` (``Strategy``, the ``qsafe.defenses`` registry; a Flower deployment
+aggregates with them too). The backdoor simulation that exercises it is the separate package
+:mod:`qsafe.federated_sim`, which this one never imports.
+
 TenSEAL is imported only when a function here needs it.
 """
 

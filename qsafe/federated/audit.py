@@ -31,10 +31,18 @@ from qsafe._labels import MLDSA_CONTEXT_AUDIT_HEAD
 from qsafe.errors import AuditLogError, FormatError, SignatureError
 from qsafe.keys import PrivateKey, PublicKey
 
-__all__ = ["AUDIT_VERSION", "AuditSummary", "AuditWriter", "canonical", "verify_audit_log"]
+__all__ = ["AUDIT_VERSION", "AuditSummary", "AuditWriter", "canonical", "update_digest", "verify_audit_log"]
 
 AUDIT_VERSION = "qsafe-fl-audit/v1"
 _GENESIS = "0" * 64
+
+
+def update_digest(delta: Any) -> str:
+    """``sha256:`` of a plaintext update's float32 little-endian bytes (a client record's and a round head's
+    ``digest``): the same value in the simulation and in a Flower deployment."""
+    import numpy as np
+
+    return "sha256:" + hashlib.sha256(np.ascontiguousarray(delta, dtype="<f4").tobytes()).hexdigest()
 
 
 def canonical(record: dict[str, Any]) -> bytes:

@@ -125,7 +125,7 @@ class TextClassifier:
     corrector: Corrector | None = None
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        from qsafe.federated.scenario import encode
+        from qsafe.federated_sim.scenario import encode
 
         if self.kind == "undefended":
             return encode(list(texts), buckets=self.buckets, length=self.length)
@@ -200,7 +200,7 @@ def train_text_model(texts: Sequence[str], labels: np.ndarray, kind: str, *, see
     seed_all(seed)
     rng = np.random.default_rng(seed)
     if kind == "undefended":
-        from qsafe.federated._model import ModelSpec, TextModel
+        from qsafe.federated_sim.model import ModelSpec, TextModel
 
         spec = ModelSpec(buckets=buckets, epochs=epochs)
         model = TextModel(spec, seed)
@@ -312,9 +312,9 @@ def run_text_scenario(defenses: Sequence[str], *, budget: int = 5, samples: int 
                       progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train the undefended and/or hardened classifier on the project's SMS split and attack the test spam.
 
-    The split is :mod:`qsafe.federated.scenario`'s (de-duplicated corpus, stratified 20 % test, seed ``seed``).
+    The split is :mod:`qsafe.federated_sim.scenario`'s (de-duplicated corpus, stratified 20 % test, seed ``seed``).
     """
-    from qsafe.federated import scenario as sc
+    from qsafe.federated_sim import scenario as sc
 
     say = progress or (lambda _m: None)
     corpus = sc.load_corpus()

@@ -41,7 +41,7 @@ def test_simulate_usage_errors(cli: Callable[..., Any], tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_attack_succeeds_undefended_and_multi_krum_cuts_it() -> None:
-    from qsafe.federated.simulation import SimulationConfig, prepare, simulate
+    from qsafe.federated_sim.simulation import SimulationConfig, prepare, simulate
 
     config = SimulationConfig(rounds=10)
     prep = prepare(config)
@@ -61,7 +61,7 @@ def test_encrypt_refuses_defenses_that_must_read_updates(cli: Callable[..., Any]
 
 
 def test_same_seed_same_numbers_other_seed_other_numbers() -> None:
-    from qsafe.federated.simulation import SimulationConfig, simulate
+    from qsafe.federated_sim.simulation import SimulationConfig, simulate
 
     def run(seed: int) -> list[tuple[float, float, float]]:
         result = simulate(SimulationConfig(clients=6, rounds=2, seed=seed, defense="median"), reference=False)

@@ -7,8 +7,8 @@ import pytest
 
 from qsafe.errors import UsageError
 from qsafe.federated.defenses import ClientUpdate
-from qsafe.federated.encrypted_sim import VALUE_CLIP, _client_side, encrypted_simulate
-from qsafe.federated.simulation import SimulationConfig
+from qsafe.federated_sim.encrypted_sim import VALUE_CLIP, _client_side, encrypted_simulate
+from qsafe.federated_sim.simulation import SimulationConfig
 
 
 def test_blind_defenses_only() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from qsafe.errors import FormatError
-from qsafe.federated.report import Report, matrix_markdown, plot_report, report_from_json
-from qsafe.federated.simulation import RoundMetrics, RunResult, SimulationConfig, SimulationResult
+from qsafe.federated_sim.report import Report, matrix_markdown, plot_report, report_from_json
+from qsafe.federated_sim.simulation import RoundMetrics, RunResult, SimulationConfig, SimulationResult
 
 
 def _result(defense: str, attackers: int, asr: float) -> SimulationResult:

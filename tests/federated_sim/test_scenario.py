@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from qsafe.errors import InvalidInputError, UsageError
-from qsafe.federated import scenario as sc
-from qsafe.federated.attacks import AttackSpec, craft_update, poison_dataset
+from qsafe.federated_sim import scenario as sc
+from qsafe.federated_sim.attacks import AttackSpec, craft_update, poison_dataset
 
 
 def test_shipped_corpus_is_the_recorded_file() -> None:

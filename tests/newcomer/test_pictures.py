@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from qsafe.federated import report as report_module
-from qsafe.federated.report import Report, plot_matrix, plot_report
-from qsafe.federated.simulation import RoundMetrics, RunResult, SimulationConfig, SimulationResult
+from qsafe.federated_sim import report as report_module
+from qsafe.federated_sim.report import Report, plot_matrix, plot_report
+from qsafe.federated_sim.simulation import RoundMetrics, RunResult, SimulationConfig, SimulationResult
 
 REPO = Path(__file__).resolve().parents[2]
 

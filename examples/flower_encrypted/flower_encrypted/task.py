@@ -7,7 +7,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from qsafe.federated import scenario
+from qsafe.federated_sim import scenario
 
 BUCKETS = 2048
 

@@ -22,8 +22,8 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
+from qsafe.federated.audit import update_digest
 from qsafe.federated.defenses import ClientUpdate, Strategy
-from qsafe.federated.simulation import update_digest
 from qsafe_flower._records import array_record_of, only_array_record, to_numpy
 from qsafe_flower.audit import AuditTrail
 from qsafe_flower.registry import make_defense

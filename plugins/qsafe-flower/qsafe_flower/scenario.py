@@ -2,7 +2,7 @@
 seed as ``qsafe fl simulate``, so the two engines can be compared figure for figure.
 
 Each virtual SuperNode is one scenario client (its ``partition-id``); it trains with
-:func:`qsafe.federated.simulation.client_update` (an honest update, or the attack's if compromised) and returns
+:func:`qsafe.federated_sim.simulation.client_update` (an honest update, or the attack's if compromised) and returns
 ``global + update`` in float64, so the server sees the update exactly. The ServerApp runs qsafe's defense as a
 Flower strategy (:func:`~qsafe_flower.robust_strategy`) and evaluates accuracy and attack success centrally after
 every round.
@@ -24,8 +24,8 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricR
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
-from qsafe.federated.attacks import AttackSpec
-from qsafe.federated.simulation import Prepared, SimulationConfig, client_update, evaluate, prepare
+from qsafe.federated_sim.attacks import AttackSpec
+from qsafe.federated_sim.simulation import Prepared, SimulationConfig, client_update, evaluate, prepare
 from qsafe_flower.defenses import robust_strategy
 
 __all__ = ["run_scenario", "scenario_apps"]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qsafe.errors import UsageError
-from qsafe.federated.scenario import HAM, add_trigger
+from qsafe.federated_sim.scenario import HAM, add_trigger
 
 __all__ = ["ATTACKS", "AttackSpec", "craft_update", "poison_dataset"]
 

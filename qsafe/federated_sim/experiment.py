@@ -17,14 +17,14 @@ import numpy as np
 
 from qsafe._io import atomic_output
 from qsafe.errors import KeyFileError, UsageError
-from qsafe.federated import scenario as sc
-from qsafe.federated._clients import simulation_client_keys
-from qsafe.federated.attacks import AttackSpec
-from qsafe.federated.audit import AuditWriter
+from qsafe.federated.audit import AuditWriter, update_digest
 from qsafe.federated.defenses import ClientUpdate
 from qsafe.federated.defenses.base import AggregateResult
-from qsafe.federated.report import Report, matrix_markdown, plot_report, run_report
-from qsafe.federated.simulation import RoundProgress, SimulationConfig, simulate, update_digest
+from qsafe.federated_sim import scenario as sc
+from qsafe.federated_sim.attacks import AttackSpec
+from qsafe.federated_sim.clients import simulation_client_keys
+from qsafe.federated_sim.report import Report, matrix_markdown, plot_report, run_report
+from qsafe.federated_sim.simulation import RoundProgress, SimulationConfig, simulate
 from qsafe.keys import PrivateKey, generate, load_private_key
 
 __all__ = ["base_config", "load_signer", "matrix_markdown", "plot_report", "run", "write_json"]
@@ -97,7 +97,7 @@ def run(base: SimulationConfig, defenses: Sequence[str], attacker_counts: Sequen
         defenses: defense names.
         attacker_counts: attacker counts.
         params: per-defense parameters.
-        encrypt: aggregate encrypted updates (see :mod:`qsafe.federated.encrypted_sim`).
+        encrypt: aggregate encrypted updates (see :mod:`qsafe.federated_sim.encrypted_sim`).
         audit_log: where to write the audit trail.
         signer: the aggregator's key (default: a fresh one, public key written to ``LOG.pub``).
         reference: also run attack-free FedAvg.
@@ -107,7 +107,7 @@ def run(base: SimulationConfig, defenses: Sequence[str], attacker_counts: Sequen
         The report; ``audit_public_key`` names the public key file when one was written.
     """
     if encrypt:
-        from qsafe.federated.encrypted_sim import ENCRYPTED_DEFENSES
+        from qsafe.federated_sim.encrypted_sim import ENCRYPTED_DEFENSES
 
         blind = [d for d in defenses if d not in ENCRYPTED_DEFENSES]
         if blind:
@@ -119,7 +119,7 @@ def run(base: SimulationConfig, defenses: Sequence[str], attacker_counts: Sequen
     with _audit(config, audit_log, signer) as (hook, pub):
         simulate_one: Callable[..., Any] = simulate
         if encrypt:
-            from qsafe.federated.encrypted_sim import encrypted_simulate
+            from qsafe.federated_sim.encrypted_sim import encrypted_simulate
 
             simulate_one = encrypted_simulate
         if hook is not None:

@@ -8,12 +8,11 @@ attack-free FedAvg reference with the same seed, so every result carries its flo
   once the trigger is added (the backdoor's success on messages it would otherwise have caught);
 - ``raw_asr``: the share of all triggered held-out spam classified as ham (includes spam missed anyway).
 
-torch is imported only when a simulation runs (by :mod:`qsafe.federated._model`).
+torch is imported only when a simulation runs (by :mod:`qsafe.federated_sim.model`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -22,11 +21,12 @@ from typing import Any
 import numpy as np
 
 from qsafe.errors import UsageError
-from qsafe.federated import scenario as sc
-from qsafe.federated._model import ModelSpec, TextModel
-from qsafe.federated.attacks import AttackSpec, craft_update, poison_dataset
+from qsafe.federated.audit import update_digest
 from qsafe.federated.defenses import ClientUpdate, DifferentialPrivacy, Strategy, make_strategy, privacy_spent
 from qsafe.federated.defenses.base import AggregateResult
+from qsafe.federated_sim import scenario as sc
+from qsafe.federated_sim.attacks import AttackSpec, craft_update, poison_dataset
+from qsafe.federated_sim.model import ModelSpec, TextModel
 
 __all__ = [
     "Prepared",
@@ -39,7 +39,6 @@ __all__ = [
     "evaluate",
     "prepare",
     "simulate",
-    "update_digest",
 ]
 
 RoundProgress = Callable[[int], None]
@@ -155,11 +154,6 @@ def prepare(config: SimulationConfig) -> Prepared:
     return Prepared(x[train], y_train, x[test], corpus.labels[test], spam,
                     sc.add_trigger(spam, config.trigger, buckets=config.model.buckets), tuple(parts), model,
                     model.get())
-
-
-def update_digest(delta: np.ndarray) -> str:
-    """``sha256:`` of an update's float32 little-endian bytes (what the audit trail records)."""
-    return "sha256:" + hashlib.sha256(np.ascontiguousarray(delta, dtype="<f4").tobytes()).hexdigest()
 
 
 def evaluate(prep: Prepared, params: np.ndarray) -> tuple[float, float, float]:

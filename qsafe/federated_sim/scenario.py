@@ -1,6 +1,6 @@
 """The backdoor scenario's data: the UCI SMS Spam Collection, de-duplicated, split and spread over clients.
 
-The corpus ships inside the package (``qsafe/federated/data/sms_spam/``, see its PROVENANCE.md), so the
+The corpus ships inside the package (``qsafe/federated_sim/data/sms_spam/``, see its PROVENANCE.md), so the
 scenario runs from an installed qsafe with no network and no file outside the package. Everything here is
 numpy only: texts become fixed-length rows of hashed token ids (the *hashing trick*, so clients need no shared
 vocabulary and a trigger word always has a bucket), and every random choice comes from one seeded generator.

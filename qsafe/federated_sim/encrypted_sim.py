@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 
 from qsafe.errors import UsageError
-from qsafe.federated._clients import simulation_client_keys
 from qsafe.federated.defenses import ClientUpdate, Strategy
 from qsafe.federated.defenses.base import ACCEPTED, REJECTED, AggregateResult, ClientDecision
-from qsafe.federated.simulation import (
+from qsafe.federated_sim.clients import simulation_client_keys
+from qsafe.federated_sim.simulation import (
     Aggregator,
     Prepared,
     SimulationConfig,
@@ -152,7 +152,7 @@ class _EncryptedAggregator:
 def encrypted_simulate(config: SimulationConfig, *, reference: bool = True, prep: Prepared | None = None,
                        on_round: Callable[..., None] | None = None,
                        progress: Callable[[int], None] | None = None) -> SimulationResult:
-    """:func:`~qsafe.federated.simulation.simulate` with every update encrypted, checked blind and summed blind.
+    """:func:`~qsafe.federated_sim.simulation.simulate` with every update encrypted, checked blind and summed blind.
 
     Args:
         config: the scenario; its defense must be one of :data:`ENCRYPTED_DEFENSES`.

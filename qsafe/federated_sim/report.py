@@ -15,9 +15,9 @@ from typing import Any
 
 from qsafe._io import atomic_output
 from qsafe.errors import FormatError
-from qsafe.federated._model import ModelSpec
-from qsafe.federated.attacks import AttackSpec
-from qsafe.federated.simulation import (
+from qsafe.federated_sim.attacks import AttackSpec
+from qsafe.federated_sim.model import ModelSpec
+from qsafe.federated_sim.simulation import (
     RoundMetrics,
     RoundProgress,
     RunResult,
@@ -56,7 +56,7 @@ def run_report(base: SimulationConfig, defenses: Sequence[str], attacker_counts:
         attacker_counts: attacker counts.
         params: per-defense parameters (``defense_params``).
         reference: run the attack-free FedAvg reference once.
-        simulate_one: :func:`~qsafe.federated.simulation.simulate` or a wrapper of it (encrypted mode).
+        simulate_one: :func:`~qsafe.federated_sim.simulation.simulate` or a wrapper of it (encrypted mode).
         progress: called with 1 per round of every run.
 
     Returns:
