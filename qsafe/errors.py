@@ -38,16 +38,28 @@ __all__ = [
 
 
 class QsafeError(Exception):
-    """Base of every qsafe error. Not raised itself."""
+    """Base of every qsafe error. Not raised itself.
+
+    Messages name untrusted things (files of a downloaded model folder, tensor names, client ids, paths given
+    on the command line) and are safe to print by construction: ``message`` (and ``str(err)``) has every control,
+    separator and bidi character of each line escaped (:func:`qsafe._text.printable`), so a newline or ESC
+    sequence inside a name can neither start a line of its own nor drive the terminal. A message given as a
+    string is ONE line; a message of several lines is given as a list of lines (the library decides where lines
+    break, never the data). ``exact_message`` keeps the text as built, names exact, for ``--json`` output.
+    """
 
     exit_code: int = 1
     hint: str = "this is a bug in qsafe; please report it"
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str | list[str] | tuple[str, ...], *, hint: str | None = None) -> None:
+        from qsafe._text import printable
+
+        lines = list(message) if isinstance(message, (list, tuple)) else [str(message)]
+        self.exact_message = "\n".join(lines)
+        self.message = "\n".join(printable(line) for line in lines)
+        super().__init__(self.message)
         if hint is not None:
-            self.hint = hint
+            self.hint = printable(hint)
 
     def __str__(self) -> str:
         return self.message
@@ -145,7 +157,7 @@ class ModelMismatchError(RejectedError):
 
     def __init__(
         self,
-        message: str,
+        message: str | list[str] | tuple[str, ...],
         *,
         changed: list[str] | None = None,
         missing: list[str] | None = None,
@@ -180,7 +192,8 @@ class AttestationError(RejectedError):
     exit_code = 15
     hint = "the evidence does not satisfy the policy: do not trust what it describes"
 
-    def __init__(self, message: str, *, failed_claims: list[str] | None = None, hint: str | None = None):
+    def __init__(self, message: str | list[str] | tuple[str, ...], *, failed_claims: list[str] | None = None,
+                 hint: str | None = None):
         super().__init__(message, hint=hint)
         self.failed_claims = failed_claims or []
 

@@ -456,7 +456,7 @@ def check_model_evidence(policy: Policy, evidence: Sequence[ModelEvidence], refu
     failed = [*refused, *failed]
     if failed:
         lines = [f"model evidence denied by policy {policy.name} ({len(failed)} failed):", *(f"  {f}" for f in failed)]
-        raise AttestationError("\n".join(lines), failed_claims=[f.split(":", 1)[0] for f in failed],
+        raise AttestationError(lines, failed_claims=[f.split(":", 1)[0] for f in failed],
                                hint="the model lacks signed evidence the policy requires: it was not accepted")
     return seen
 

@@ -475,7 +475,7 @@ def _check_evidence(model_digest: str, evaluations: Sequence[Any], keys: KeysArg
     elif refused:
         from qsafe.errors import AttestationError
 
-        raise AttestationError("model evidence refused:\n" + "\n".join(f"  {r}" for r in refused),
+        raise AttestationError(["model evidence refused:", *(f"  {r}" for r in refused)],
                                failed_claims=[r.split(":", 1)[0] for r in refused])
     return tuple(verified)
 
@@ -606,15 +606,14 @@ def _changed_tensors(signed: SafetensorsDigests, path: Path, algorithm: str) -> 
 
 def _mismatch_message(
     changed: list[str], missing: list[str], extra: list[str], tensors: dict[str, list[str]]
-) -> str:
-    from qsafe._text import printable  # names come from the model folder and the bundle: never raw on a terminal
-
+) -> list[str]:
+    """One line per file; names from the model folder and the bundle are escaped by the error (one line each)."""
     counts = f"{len(changed)} changed, {len(missing)} missing, {len(extra)} extra file(s)"
     lines = [f"the model does not match its signature: {counts}"]
     for f in changed:
-        detail = f" (tensors: {', '.join(printable(t) for t in tensors[f])})" if tensors.get(f) else ""
-        lines.append(f"changed: {printable(f)}{detail}")
-    lines += [f"missing: {printable(f)}" for f in missing]
-    lines += [f"extra: {printable(f)}" for f in extra]
-    return "\n".join(lines)
+        detail = f" (tensors: {', '.join(tensors[f])})" if tensors.get(f) else ""
+        lines.append(f"changed: {f}{detail}")
+    lines += [f"missing: {f}" for f in missing]
+    lines += [f"extra: {f}" for f in extra]
+    return lines
 

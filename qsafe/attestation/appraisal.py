@@ -289,6 +289,6 @@ def denial(result: AppraisalResult) -> AttestationError:
     """The AttestationError for a deny result (every failure on its own line)."""
     lines = [f"attestation denied by policy {result.policy_name} ({len(result.failed)} failed):"]
     lines += [f"  {f}" for f in result.failed]
-    err = AttestationError("\n".join(lines), failed_claims=[f.split(":", 1)[0] for f in result.failed])
+    err = AttestationError(lines, failed_claims=[f.split(":", 1)[0] for f in result.failed])
     err.result = result  # type: ignore[attr-defined]
     return err

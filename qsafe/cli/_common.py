@@ -118,10 +118,11 @@ def policy_option(help: str, *, required: bool = False) -> Callable[[F], F]:
 
 def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
     """``click.echo`` for human-readable output that may carry untrusted names (file and tensor names, model
-    names, subjects, client ids): control characters, separators and bidi controls are escaped, line by line."""
-    from qsafe._text import printable_lines
+    names, subjects, client ids): ONE line per call, its control characters (newlines included), separators and bidi
+    controls escaped, so a name can neither forge a line nor drive the terminal."""
+    from qsafe._text import printable
 
-    click.echo("\n".join(printable_lines(text)), err=err, nl=nl)
+    click.echo(printable(text), err=err, nl=nl)
 
 
 def emit_json(data: Any) -> None:

@@ -266,5 +266,5 @@ def check_result(result: Path, key: Path, as_json: bool) -> None:
         emit_json(statement)
     predicate = statement["predicate"]
     if predicate.get("verdict") != "allow":
-        raise AttestationError("the signed result's verdict is deny:\n" + "\n".join(f"  {f}" for f in predicate.get("failed", [])),
+        raise AttestationError(["the signed result's verdict is deny:", *(f"  {f}" for f in predicate.get("failed", []))],
                                failed_claims=[str(f).split(":", 1)[0] for f in predicate.get("failed", [])])

@@ -79,7 +79,7 @@ def sign_cmd(model_digest: str | None, model: Path | None, model_keys: tuple[Pat
         emit_json({"output": str(output), "modelDigest": digest, "predicateType": predicate_type,
                    "signer": key.public_key().key_id, "claims": claims_of(predicate_type, predicate)})
     else:  # a creator reports what it wrote (README: "what the CLI prints")
-        click.echo(str(output))
+        echo(str(output))
 
 
 @evidence.command("verify")

@@ -143,7 +143,6 @@ def aggregate(updates: tuple[Path, ...], context_path: Path, allowlist: Path, ro
     still aggregated and written, and the command then exits 16.
     """
     from qsafe import keys
-    from qsafe._text import printable
     from qsafe.federated import HEContext
     from qsafe.federated.stream_aggregate import aggregate_files
     from qsafe.federated.stream_aggregate import infer_round_of_files as infer_round
@@ -168,8 +167,8 @@ def aggregate(updates: tuple[Path, ...], context_path: Path, allowlist: Path, ro
         lines = [f"{len(result.refused)} of {len(updates)} updates refused; "
                  + (f"the other {len(result.accepted)} were aggregated into {output}" if written
                     else "nothing was written")]
-        lines += [f"refused {printable(r.source)}: {printable(r.reason)}" for r in result.refused]
-        raise HEMismatchError("\n".join(lines))
+        lines += [f"refused {r.source}: {r.reason}" for r in result.refused]
+        raise HEMismatchError(lines)  # one line per update, each escaped
 
 
 @click.command()

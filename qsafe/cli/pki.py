@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from qsafe.cli._common import PASSPHRASE_ENV, emit_json, load_private_key, passphrase_options, read_passphrase
+from qsafe.cli._common import PASSPHRASE_ENV, echo, emit_json, load_private_key, passphrase_options, read_passphrase
 from qsafe.errors import UsageError
 
 _EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -65,7 +65,7 @@ def init_ca(prefix: Path, subject: str, algorithm: str, days: int, path_length: 
     if as_json:
         emit_json(_report(cert, cert_path, {"algorithm": algorithm, "key_id": key.public_key().key_id}))
     else:
-        click.echo(str(cert_path))
+        echo(str(cert_path))
 
 
 @pki.command("issue")
@@ -109,4 +109,4 @@ def issue(ca_cert: Path, ca_key: Path, public_key: Path, subject: str, sans: tup
         emit_json(_report(cert, out, {"algorithm": public.algorithm, "key_id": public.key_id,
                                       "ca": intermediate}))
     else:
-        click.echo(str(out))
+        echo(str(out))

@@ -136,7 +136,7 @@ def sign(model: Path, key_path: Path | None, certificate: Path | None, chain: tu
         emit_json(report)
     else:
         for p in written:
-            click.echo(str(p))
+            echo(str(p))  # beside a downloaded folder: its name is not ours
 
 
 def _signer_report(s: Any) -> dict[str, Any]:
@@ -162,7 +162,7 @@ def _report(verification: Any) -> dict[str, Any]:
 
 def _failure(err: QsafeError) -> dict[str, Any]:
     out: dict[str, Any] = {"verified": False, "error": type(err).__name__, "exit_code": err.exit_code,
-                           "message": str(err)}
+                           "message": err.exact_message}
     if isinstance(err, ModelMismatchError):
         out.update(changed=err.changed, missing=err.missing, extra=err.extra, changed_tensors=err.changed_tensors)
     if isinstance(err, AttestationError):
