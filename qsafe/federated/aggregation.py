@@ -40,7 +40,7 @@ class Refusal:
     error: QsafeError
 
     def to_json(self) -> dict[str, Any]:
-        return {"source": self.source, "client_key_id": self.client_key_id, "reason": self.reason,
+        return {"source": self.source, "client_key_id": self.client_key_id, "reason": self.error.exact_message,
                 "error": type(self.error).__name__, "exit_code": self.error.exit_code}
 
 

