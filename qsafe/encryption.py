@@ -19,19 +19,28 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, BinaryIO, TypeAlias
 
-from qsafe._age import decrypt_with_passphrase, is_age_file
-from qsafe._age._armor import ByteSource
-from qsafe._age._core import AnyIdentity, AnyRecipient, check_recipients, decrypt_to, read_age, write_age
-from qsafe._age._keys import (
+from qsafe._age import (
+    DEFAULT_WORK_FACTOR,
+    MAX_WORK_FACTOR,
+    AnyIdentity,
+    AnyRecipient,
+    ScryptIdentity,
+    ScryptRecipient,
+    check_recipients,
+    decrypt_directory,
+    decrypt_to,
+    decrypt_with_passphrase,
     encode_identity,
     encode_recipient,
+    encrypt_directory,
     generate,
     identity_file_text,
+    is_age_file,
     parse_identities,
     parse_recipient,
     parse_recipients,
+    write_age,
 )
-from qsafe._age._recipients import DEFAULT_WORK_FACTOR, MAX_WORK_FACTOR, ScryptIdentity, ScryptRecipient
 from qsafe._io import atomic_output
 from qsafe._passphrase import PassphraseSource, resolve
 from qsafe.errors import FormatError, KeyFileError, UsageError
@@ -208,12 +217,9 @@ def _encrypt_directory(root: Path, output: PathOrFile, targets: list[AnyRecipien
                        also_inputs: Sequence[str | os.PathLike[str]] = ()) -> None:
     if isinstance(output, (str, os.PathLike)) and Path(output).resolve().is_relative_to(root.resolve()):
         raise UsageError(f"the output {output} lies inside the directory being encrypted")
-    from qsafe._age._tar import tar_stream  # directory mode only: tarfile is not needed for single files
-
     check_recipients(targets)
     with _writer(output, root, also_inputs=also_inputs) as dst:
-        write_age(ByteSource(b"", tar_stream(root)), dst, targets, armor=armor,  # type: ignore[arg-type]
-                  advance=progress)
+        encrypt_directory(root, dst, targets, armor=armor, advance=progress)
 
 
 def decrypt(
@@ -260,10 +266,7 @@ def decrypt(
         raise UsageError("no identity or passphrase given", hint="pass -i IDENTITY_FILE, or a passphrase")
     with _io_errors("decrypting"), _reader(input) as src:
         if extract is not None:
-            from qsafe._age._tar import extract as extract_tar
-
-            chunks = read_age(src, keys)
-            extract_tar(ByteSource(b"", chunks), Path(extract), chunks)  # type: ignore[arg-type]
+            decrypt_directory(src, keys, Path(extract))
             return
         assert output is not None
         with _writer(output, input, mode=0o600, also_inputs=identity_files) as dst:

@@ -227,11 +227,11 @@ def load_model(
         result = _attest(policy, evidence, collect, nonce, at, model_digest, collector_options, gathered)
     from qsafe._hashing.gateread import read_model
     from qsafe._hashing.tensorload import to_arrays
-    from qsafe.verifying import _signature_inside
+    from qsafe.verifying import signature_inside
 
     root = Path(model)
     ignore = [p.rstrip("/") for p in manifest.serialization.ignore_paths]
-    sig_rel = _signature_inside(signature, root)
+    sig_rel = signature_inside(signature, root)
     if sig_rel is not None:
         ignore.append(sig_rel)
     read = read_model(root, manifest, ignore=tuple(dict.fromkeys(ignore)), select=files, progress=progress,

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qsafe._hashing.compare import mismatch_message
 from qsafe._hashing.safetensors import digest_safetensors
 from qsafe._hashing.walk import check_resource_path
 from qsafe.bundle import (
@@ -420,7 +421,7 @@ def verify(
             raise UsageError(str(exc)) from None
     items = [signature] if isinstance(signature, (str, os.PathLike, bytes, Bundle)) else list(signature)
     root = Path(model)
-    inside = [rel for s in items if (rel := _signature_inside(s, root)) is not None]
+    inside = [rel for s in items if (rel := signature_inside(s, root)) is not None]
     bundles = [_bundle(s) for s in items]
 
     def config_of(manifest: Manifest) -> Any:
@@ -550,7 +551,9 @@ def _for_single_file(manifest: Manifest, root: Path) -> Manifest:
     return manifest
 
 
-def _signature_inside(signature: SignatureArg, root: Path) -> str | None:
+def signature_inside(signature: SignatureArg, root: Path) -> str | None:
+    """The signature file's path relative to the model folder ``root`` when it lies inside it (verify and the load
+    gate leave it out of the comparison), else None. Not in ``__all__``: a helper :mod:`qsafe.loading` shares."""
     if isinstance(signature, (bytes, Bundle)) or not root.is_dir():
         return None
     try:
@@ -572,7 +575,7 @@ def _compare(expected: Manifest, actual: Manifest, root: Path) -> None:
             path = root if f == "." else root / f
             changed_tensors[f] = _changed_tensors(expected.tensors[f], path, expected.serialization.hash_type)
     raise ModelMismatchError(
-        _mismatch_message(changed, missing, extra, changed_tensors),
+        mismatch_message(changed, missing, extra, changed_tensors),
         changed=changed, missing=missing, extra=extra, changed_tensors=changed_tensors,
     )
 
@@ -602,18 +605,3 @@ def _changed_tensors(signed: SafetensorsDigests, path: Path, algorithm: str) -> 
     if now.header_digest != signed.header and not out:
         out.append("(header)")
     return out
-
-
-def _mismatch_message(
-    changed: list[str], missing: list[str], extra: list[str], tensors: dict[str, list[str]]
-) -> list[str]:
-    """One line per file; names from the model folder and the bundle are escaped by the error (one line each)."""
-    counts = f"{len(changed)} changed, {len(missing)} missing, {len(extra)} extra file(s)"
-    lines = [f"the model does not match its signature: {counts}"]
-    for f in changed:
-        detail = f" (tensors: {', '.join(tensors[f])})" if tensors.get(f) else ""
-        lines.append(f"changed: {f}{detail}")
-    lines += [f"missing: {f}" for f in missing]
-    lines += [f"extra: {f}" for f in extra]
-    return lines
-

@@ -40,3 +40,31 @@ def test_the_protocol_never_imports_the_simulation() -> None:
     assert offenders == []
     sim_imports = {module for path in (ROOT / "federated_sim").rglob("*.py") for _, module, _ in _imported_modules(path)}
     assert any(m.startswith("qsafe.federated.") for m in sim_imports)  # the check above looks at the right tree
+
+
+# Top-level house internals (qsafe._io, qsafe._json, qsafe._crypto, ...) serve every capability. Below that, a
+# private name (a module or an attribute starting with "_") belongs to its package: only that package imports it.
+def _private_owner(module: str, names: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(what, owner package) for each private part of ``from module import names`` below the top level."""
+    parts = module.split(".")
+    found = [(".".join(parts[: i + 1]), ".".join(parts[:i])) for i in range(2, len(parts)) if parts[i].startswith("_")]
+    # a private attribute: of a top-level module (a capability such as qsafe.verifying), that module's own; of a
+    # module inside a package, the package's
+    owner = module if len(parts) == 2 else module.rsplit(".", 1)[0]
+    found += [(f"{module}.{n}", owner) for n in names if n.startswith("_") and not n.startswith("__")]
+    return found
+
+
+def test_capabilities_do_not_import_each_others_private_modules() -> None:
+    """encryption.py goes through _age's facade; robustness imports the simulation's public model; loading and the
+    gate read call verifying's public helpers: a private module or name is imported only inside its own package."""
+    offenders = []
+    for path in sorted(ROOT.rglob("*.py")):
+        importer = ".".join(("qsafe", *path.relative_to(ROOT).with_suffix("").parts))
+        for line, module, names in _imported_modules(path):
+            if not module.startswith("qsafe."):
+                continue
+            for what, owner in _private_owner(module, names):
+                if not (importer == owner or importer.startswith(owner + ".")):
+                    offenders.append(f"{path.relative_to(ROOT.parent)}:{line} imports {what} (private to {owner})")
+    assert offenders == []

@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 
 from qsafe import _limits
 from qsafe._files import open_regular
+from qsafe._hashing.compare import mismatch_message
 from qsafe._hashing.engines import READ_CHUNK, Hasher, new_hasher
 from qsafe._hashing.offload import Offload
 from qsafe._hashing.tensorload import read_verified_file
@@ -187,8 +188,6 @@ class _Pass:
         self.tensor_pairs[f.name] = pairs
 
     def finish(self, missing: list[str], extra: list[str]) -> None:
-        from qsafe.verifying import _mismatch_message as mismatch_message
-
         self.offload.wait()
         for check in self.checks:
             if check.digests() != self.want[check.name]:

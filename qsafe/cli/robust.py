@@ -28,7 +28,7 @@ def _say(quiet: bool) -> Callable[[str], None]:
 
 
 def _setup(seed: int) -> None:
-    from qsafe.robustness._torch import seed_all, single_thread
+    from qsafe.robustness import seed_all, single_thread
 
     single_thread()
     seed_all(seed)
@@ -221,7 +221,7 @@ def predict(model: Path, signature: Path | None, keys: tuple[Path, ...], sigma: 
     """Smoothed prediction with abstention (-1) for test images or a .npy file."""
     import numpy as np
 
-    from qsafe.robustness._torch import torch
+    from qsafe.robustness import torch_module as torch
     from qsafe.robustness.smoothing import predict as smooth_predict
 
     _setup(seed)

@@ -4,7 +4,10 @@ Roles, as in :mod:`qsafe.federated`: a key authority holds the secret HE context
 its update with :func:`~qsafe.federated.encrypt_update`; the aggregator checks and sums with public material only
 (:func:`~qsafe.federated.aggregate`); the key authority decrypts the aggregate.
 
-Defenses that run blind (see docs/federated_backdoor.md for the full table):
+Defenses that run blind say how through their :meth:`~qsafe.federated.defenses.Strategy.blind` (a
+:class:`~qsafe.federated.defenses.BlindAggregation`; any installed defense may provide one, see
+:func:`~qsafe.federated.defenses.blind_defense_names`). The built-ins that do (docs/federated_backdoor.md has the
+full table):
 
 - ``none``: FedAvg as an encrypted sum (packed BFV); unweighted mean of the accepted updates.
 - ``norm-bound``: every client is told the bound ``C`` and clips to it before encrypting; the aggregator computes
@@ -32,22 +35,21 @@ from typing import Any
 import numpy as np
 
 from qsafe.errors import UsageError
-from qsafe.federated.defenses import ClientUpdate, Strategy
-from qsafe.federated.defenses.base import ACCEPTED, REJECTED, AggregateResult, ClientDecision
+from qsafe.federated.defenses import BlindAggregation, ClientUpdate, Strategy, blind_defense_names, make_strategy
+from qsafe.federated.defenses.base import ACCEPTED, BLIND_DEFAULT_BOUND, REJECTED, AggregateResult, ClientDecision
 from qsafe.federated_sim.clients import simulation_client_keys
 from qsafe.federated_sim.simulation import (
     Aggregator,
     Prepared,
     SimulationConfig,
     SimulationResult,
-    _choose_attackers,
+    attackers_of,
     simulate,
 )
 
-__all__ = ["DEFAULT_ENCRYPTED_BOUND", "ENCRYPTED_DEFENSES", "encrypted_simulate"]
+__all__ = ["DEFAULT_ENCRYPTED_BOUND", "blind_plan", "encrypted_simulate"]
 
-ENCRYPTED_DEFENSES = ("none", "norm-bound", "dp")
-DEFAULT_ENCRYPTED_BOUND = 0.5
+DEFAULT_ENCRYPTED_BOUND = BLIND_DEFAULT_BOUND
 VALUE_CLIP = 1.0  # per-value range of the HE context: |x| <= 1
 # CKKS computes the squared norm approximately (measured: ~3e-4 relative on the norm of 131k values); a client that clipped to exactly C
 # must not be refused for the noise, so the check allows this relative slack.
@@ -75,12 +77,20 @@ class _Costs:
                 "client_seconds_per_update": round(per_round.get("client encrypt+sign", 0.0) / clients, 4)}
 
 
-def _bound_of(config: SimulationConfig) -> float | None:
-    if config.defense == "none":
-        return None
-    key = "clip_norm" if config.defense == "dp" else "bound"
-    value = config.defense_params.get(key)
-    return float(value) if value is not None else DEFAULT_ENCRYPTED_BOUND
+def blind_plan(config: SimulationConfig) -> tuple[BlindAggregation, SimulationConfig]:
+    """The scenario's defense as it runs blind, and the scenario with the parameters that fixes.
+
+    Raises:
+        UsageError: the defense needs to read individual updates (its ``blind()`` is None).
+    """
+    plan = make_strategy(config.defense, **config.defense_params).blind()
+    if plan is None:
+        raise UsageError(f"--encrypt supports the defenses {', '.join(blind_defense_names())}; {config.defense!r} "
+                         "needs to read individual updates",
+                         hint="see docs/federated_backdoor.md for which defenses can run blind and how")
+    if plan.fixed_params:  # e.g. an adaptive norm bound, fixed and published to the clients
+        config = dataclasses.replace(config, defense_params={**config.defense_params, **plan.fixed_params})
+    return plan, config
 
 
 def _client_side(update: ClientUpdate, bound: float | None, deviates: bool) -> np.ndarray:
@@ -96,16 +106,19 @@ class _EncryptedAggregator:
     def __init__(self, config: SimulationConfig, strategy: Strategy, costs: _Costs) -> None:
         from qsafe.federated import HEContext
 
-        self.config, self.costs = config, costs
-        self.bound = _bound_of(config)
-        self.noise = float(config.defense_params.get("noise_multiplier", 0.1)) if config.defense == "dp" else 0.0
+        plan = strategy.blind()
+        if plan is None:  # encrypted_simulate checked it; a strategy whose blind() changed is a bug
+            raise UsageError(f"defense {strategy.name!r} cannot run on encrypted updates")
+        self.config, self.costs, self.plan = config, costs, plan
+        self.bound = plan.norm_bound
+        self.noise = plan.noise_multiplier
         scheme = "bfv-packed" if self.bound is None else "ckks"
         self.secret = costs.timed("key authority setup", lambda: HEContext.generate(
             scheme, clip=VALUE_CLIP, max_clients=max(config.clients, 2), norm_keys=self.bound is not None))
         self.public = self.secret.public()
         self.keys = simulation_client_keys(config.seed, config.clients)
         self.allowlist = [k.public_key() for k in self.keys]
-        attackers = _choose_attackers(config)
+        attackers = attackers_of(config)
         # a model-replacement attacker deviates from the protocol (does not clip); the others follow it
         self.deviates = set(attackers) if config.attack.kind == "replace" else set()
 
@@ -136,7 +149,7 @@ class _EncryptedAggregator:
             raise UsageError(f"round {rnd}: the aggregator refused updates: {[r.reason for r in summed.refused]}")
         total = self.costs.timed("key authority decrypt", lambda: decrypt_aggregate(summed.aggregate, self.secret,
                                                                                     average=False))["delta"]
-        mean = total.astype(np.float64) / (len(updates) if self.config.defense == "dp" else len(chosen))
+        mean = total.astype(np.float64) / (len(updates) if self.plan.mean_over_all else len(chosen))
         if self.noise > 0 and self.bound is not None:
             mean += rng.normal(0.0, self.noise * self.bound / len(updates), size=mean.shape)
         weight = 1.0 / len(chosen)
@@ -155,7 +168,7 @@ def encrypted_simulate(config: SimulationConfig, *, reference: bool = True, prep
     """:func:`~qsafe.federated_sim.simulation.simulate` with every update encrypted, checked blind and summed blind.
 
     Args:
-        config: the scenario; its defense must be one of :data:`ENCRYPTED_DEFENSES`.
+        config: the scenario; its defense must run blind (see :func:`blind_plan`).
         reference: also run the (plaintext) attack-free FedAvg reference.
         prep: prepared data to reuse.
         on_round: per-round hook (the audit trail).
@@ -168,13 +181,7 @@ def encrypted_simulate(config: SimulationConfig, *, reference: bool = True, prep
         UsageError: a defense that cannot run on encrypted updates.
         MissingDependencyError: TenSEAL is not installed.
     """
-    if config.defense not in ENCRYPTED_DEFENSES:
-        raise UsageError(f"--encrypt supports the defenses {', '.join(ENCRYPTED_DEFENSES)}; {config.defense!r} needs "
-                         "to read individual updates", hint="see docs/federated_backdoor.md for which defenses can "
-                                                            "run blind and how")
-    if config.defense == "norm-bound" and config.defense_params.get("bound") is None:
-        # blind, the bound cannot adapt to updates nobody sees: it is fixed and published to the clients
-        config = dataclasses.replace(config, defense_params={**config.defense_params, "bound": DEFAULT_ENCRYPTED_BOUND})
+    plan, config = blind_plan(config)
     costs = _Costs()
 
     def factory(strategy: Strategy) -> Aggregator:
@@ -182,6 +189,6 @@ def encrypted_simulate(config: SimulationConfig, *, reference: bool = True, prep
 
     result = simulate(config, reference=reference, prep=prep, aggregator_factory=factory, on_round=on_round,
                       progress=progress)
-    scheme = "bfv-packed" if _bound_of(config) is None else "ckks (norm keys)"
+    scheme = "bfv-packed" if plan.norm_bound is None else "ckks (norm keys)"
     result.extra["encrypted"] = {"scheme": scheme, **costs.to_json(config.clients)}
     return result

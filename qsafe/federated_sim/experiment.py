@@ -107,11 +107,12 @@ def run(base: SimulationConfig, defenses: Sequence[str], attacker_counts: Sequen
         The report; ``audit_public_key`` names the public key file when one was written.
     """
     if encrypt:
-        from qsafe.federated_sim.encrypted_sim import ENCRYPTED_DEFENSES
+        from qsafe.federated.defenses import blind_defense_names
 
-        blind = [d for d in defenses if d not in ENCRYPTED_DEFENSES]
+        runs_blind = blind_defense_names()
+        blind = [d for d in defenses if d not in runs_blind]
         if blind:
-            raise UsageError(f"--encrypt supports the defenses {', '.join(ENCRYPTED_DEFENSES)}; "
+            raise UsageError(f"--encrypt supports the defenses {', '.join(runs_blind)}; "
                              f"{', '.join(blind)} need to read individual updates",
                              hint="see docs/federated_backdoor.md for which defenses can run blind and how")
     config = dataclasses.replace(base, defense=defenses[0], attackers=attacker_counts[0],

@@ -17,10 +17,33 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["attacks", "data", "evaluation", "models", "report", "smoothing", "text", "training"]
+__all__ = ["attacks", "data", "evaluation", "models", "report", "seed_all", "single_thread", "smoothing", "text",
+           "torch_module", "training"]
+_MODULES = ("attacks", "data", "evaluation", "models", "report", "smoothing", "text", "training")
+
+
+def torch_module() -> Any:
+    """The torch module (MissingDependencyError naming the ``robust`` extra when it is not installed)."""
+    from qsafe.robustness._torch import torch
+
+    return torch()
+
+
+def single_thread() -> None:
+    """One torch thread (two were measured 30-60x slower on small shared machines)."""
+    from qsafe.robustness._torch import single_thread as one_thread
+
+    one_thread()
+
+
+def seed_all(seed: int) -> Any:
+    """Seed torch for a deterministic run; returns a torch Generator seeded the same."""
+    from qsafe.robustness._torch import seed_all as seed_torch
+
+    return seed_torch(seed)
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
+    if name in _MODULES:
         return importlib.import_module(f"qsafe.robustness.{name}")
     raise AttributeError(f"module 'qsafe.robustness' has no attribute {name!r}")

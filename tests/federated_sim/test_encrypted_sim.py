@@ -42,3 +42,51 @@ def test_encrypted_norm_check_rejects_the_boosted_attackers() -> None:
     cost = result.extra["encrypted"]
     assert cost["scheme"] == "ckks (norm keys)" and cost["bytes_per_update"] > 1_000_000
     assert cost["seconds_per_round"]["aggregator encrypted norm"] > 0
+
+
+def test_the_blind_forms_come_from_the_strategies() -> None:
+    """No list of names: a defense runs blind when its Strategy says how (BlindAggregation), built-ins included."""
+    from qsafe.federated.defenses import (
+        DEFENSES,
+        BlindAggregation,
+        DifferentialPrivacy,
+        Krum,
+        Median,
+        NormBound,
+        blind_defense_names,
+    )
+
+    assert [n for n in blind_defense_names() if n in DEFENSES] == ["none", "norm-bound", "dp"]
+    assert NormBound().blind() == BlindAggregation(norm_bound=0.5, fixed_params={"bound": 0.5})  # adaptive -> fixed
+    assert NormBound(bound=0.3).blind() == BlindAggregation(norm_bound=0.3, fixed_params={"bound": 0.3})
+    assert DifferentialPrivacy(clip_norm=0.7, noise_multiplier=0.2).blind() == BlindAggregation(
+        norm_bound=0.7, noise_multiplier=0.2, mean_over_all=True)
+    assert DifferentialPrivacy(Median(), clip_norm=0.7).blind() is None  # no blind form around a median
+    assert Krum().blind() is None
+
+
+def test_a_plugin_defense_with_a_blind_form_runs_encrypted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A defense from a plugin (not a built-in name) is accepted by --encrypt once its Strategy has blind()."""
+    from qsafe.federated import defenses
+    from qsafe.federated.defenses import BlindAggregation, FedAvg
+    from qsafe.federated_sim.encrypted_sim import blind_plan
+
+    class ToyBlindSum(FedAvg):
+        name = "toy-blind-sum"
+
+        def __init__(self, bound: float = 0.25) -> None:
+            self.norm_bound = bound
+
+        def blind(self) -> BlindAggregation:
+            return BlindAggregation(norm_bound=self.norm_bound)
+
+    real_load, real_names = defenses.load_defense, defenses.defense_names
+    monkeypatch.setattr(defenses, "defense_names", lambda: [*real_names(), "toy-blind-sum"])
+    monkeypatch.setattr(defenses, "load_defense", lambda n: ToyBlindSum if n == "toy-blind-sum" else real_load(n))
+    assert "toy-blind-sum" in defenses.blind_defense_names()
+    plan, config = blind_plan(SimulationConfig(defense="toy-blind-sum", defense_params={"bound": 0.4}, rounds=1))
+    assert plan == BlindAggregation(norm_bound=0.4) and config.defense_params == {"bound": 0.4}
+    with pytest.raises(UsageError, match=r"supports the defenses none, norm-bound, dp, .*toy-blind-sum"):
+        blind_plan(SimulationConfig(defense="median", rounds=1))
+    _, fixed = blind_plan(SimulationConfig(defense="norm-bound", rounds=1))
+    assert fixed.defense_params == {"bound": 0.5}  # the adaptive bound, fixed and published blind

@@ -13,7 +13,7 @@ import inspect
 from typing import Any
 
 from qsafe.errors import UsageError
-from qsafe.federated.defenses.base import AggregateResult, ClientDecision, ClientUpdate, Strategy
+from qsafe.federated.defenses.base import AggregateResult, BlindAggregation, ClientDecision, ClientUpdate, Strategy
 from qsafe.federated.defenses.dp import DifferentialPrivacy, privacy_spent
 from qsafe.federated.defenses.fedavg import FedAvg
 from qsafe.federated.defenses.flame import Flame
@@ -27,6 +27,7 @@ from qsafe.plugins import DEFENSES_GROUP, registry
 __all__ = [
     "DEFENSES",
     "AggregateResult",
+    "BlindAggregation",
     "ClientDecision",
     "ClientUpdate",
     "DifferentialPrivacy",
@@ -39,6 +40,7 @@ __all__ = [
     "NormBound",
     "Strategy",
     "TrimmedMean",
+    "blind_defense_names",
     "defense_names",
     "defense_parameters",
     "load_defense",
@@ -55,6 +57,12 @@ def defense_names() -> list[str]:
     """Every installed defense: the built-ins in :data:`DEFENSES` order, then plugins' by name."""
     names = registry(DEFENSES_GROUP).names()
     return [n for n in DEFENSES if n in names] + sorted(n for n in names if n not in DEFENSES)
+
+
+def blind_defense_names() -> list[str]:
+    """The installed defenses that can run on encrypted updates (their :meth:`Strategy.blind`, built with their
+    default parameters, is not None), in :func:`defense_names` order."""
+    return [n for n in defense_names() if make_strategy(n).blind() is not None]
 
 
 def load_defense(name: str) -> type[Strategy]:

@@ -3,23 +3,29 @@
 A strategy receives the round's client updates (flat float32 vectors, numpy only) and returns the aggregate
 update plus one :class:`ClientDecision` per client, which the audit trail records: what was done to the client's
 update (accepted, clipped, rejected, down-weighted, partly used) and the weight it ended up with.
+
+A strategy that can also run *blind* (the aggregator sums HE-encrypted updates it cannot read) says how in
+:meth:`Strategy.blind`; the encrypted simulation and any encrypted deployment ask the strategy, not a list of names.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 __all__ = [
     "ACCEPTED",
+    "BLIND_DEFAULT_BOUND",
     "CLIPPED",
     "DOWN_WEIGHTED",
     "PARTIAL",
     "REJECTED",
     "AggregateResult",
+    "BlindAggregation",
     "ClientDecision",
     "ClientUpdate",
     "Strategy",
@@ -29,6 +35,8 @@ __all__ = [
 ]
 
 ACCEPTED, CLIPPED, REJECTED, DOWN_WEIGHTED, PARTIAL = "accepted", "clipped", "rejected", "down-weighted", "partial"
+# Blind, a norm bound cannot adapt to updates nobody sees: an adaptive strategy is fixed to this published bound.
+BLIND_DEFAULT_BOUND = 0.5
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,29 @@ class AggregateResult:
     decisions: tuple[ClientDecision, ...]
 
 
+@dataclass(frozen=True)
+class BlindAggregation:
+    """How a strategy aggregates updates the aggregator cannot read (HE-encrypted), using only what the protocol
+    can compute blind: the encrypted sum and each update's encrypted squared norm (the key authority decrypts that
+    one number, never an update).
+
+    Attributes:
+        norm_bound: None: a plain encrypted sum. Else clients clip to this bound before encrypting, the aggregator
+            computes each update's norm from its ciphertexts and leaves updates above the bound out of the sum.
+        noise_multiplier: sigma > 0: the key authority adds Gaussian noise of std ``sigma * norm_bound / n`` (n: the
+            round's clients) to the decrypted mean (central DP, the key authority trusted for the noise).
+        mean_over_all: divide the sum by every client of the round (DP's fixed sensitivity) rather than by the
+            accepted ones.
+        fixed_params: the strategy's own keyword parameters that running blind fixes (an adaptive bound becomes
+            ``norm_bound``), so that the plaintext bookkeeping and an adaptive attacker see the same strategy.
+    """
+
+    norm_bound: float | None = None
+    noise_multiplier: float = 0.0
+    mean_over_all: bool = False
+    fixed_params: dict[str, Any] = field(default_factory=dict)
+
+
 class Strategy(ABC):
     """A robust-aggregation strategy. Subclasses set ``name`` and implement :meth:`aggregate`.
 
@@ -93,6 +124,11 @@ class Strategy(ABC):
         Returns:
             The aggregate update and one decision per update, in input order.
         """
+
+    def blind(self) -> BlindAggregation | None:
+        """How this strategy runs on encrypted updates, or None (the default) when it must read each update
+        (distances, medians, clustering). ``qsafe fl simulate --encrypt`` runs only strategies that return one."""
+        return None
 
 
 def stack(updates: Sequence[ClientUpdate]) -> np.ndarray:

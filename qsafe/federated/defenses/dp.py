@@ -31,6 +31,7 @@ from qsafe.errors import InvalidInputError, MissingDependencyError
 from qsafe.federated.defenses.base import (
     CLIPPED,
     AggregateResult,
+    BlindAggregation,
     ClientDecision,
     ClientUpdate,
     Strategy,
@@ -165,3 +166,11 @@ class DifferentialPrivacy(Strategy):
             for d, f in zip(inner.decisions, factors)
         )
         return AggregateResult(noisy.astype(np.float32), decisions)
+
+    def blind(self) -> BlindAggregation | None:
+        """Blind (around FedAvg only): the encrypted norm check against ``clip_norm``, the sum divided by every
+        client, then the key authority adds the Gaussian noise to the decrypted mean."""
+        if not self.accounting_applies:
+            return None  # another inner strategy: no blind form is defined
+        assert self.norm_bound is not None
+        return BlindAggregation(norm_bound=self.norm_bound, noise_multiplier=self.noise_multiplier, mean_over_all=True)

@@ -6,7 +6,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from qsafe.federated.defenses.base import ACCEPTED, AggregateResult, ClientDecision, ClientUpdate, Strategy, stack
+from qsafe.federated.defenses.base import (
+    ACCEPTED,
+    AggregateResult,
+    BlindAggregation,
+    ClientDecision,
+    ClientUpdate,
+    Strategy,
+    stack,
+)
 
 __all__ = ["FedAvg", "weighted_mean"]
 
@@ -32,3 +40,8 @@ class FedAvg(Strategy):
         mean, weights = weighted_mean(updates, stack(updates))
         decisions = tuple(ClientDecision(u.client, ACCEPTED, float(w)) for u, w in zip(updates, weights))
         return AggregateResult(mean.astype(np.float32), decisions)
+
+    def blind(self) -> BlindAggregation:
+        """Blind: an encrypted sum of every update, divided by their count (unweighted: the weights are not
+        signed)."""
+        return BlindAggregation()

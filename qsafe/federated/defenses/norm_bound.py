@@ -14,8 +14,10 @@ import numpy as np
 from qsafe.errors import InvalidInputError
 from qsafe.federated.defenses.base import (
     ACCEPTED,
+    BLIND_DEFAULT_BOUND,
     CLIPPED,
     AggregateResult,
+    BlindAggregation,
     ClientDecision,
     ClientUpdate,
     Strategy,
@@ -54,3 +56,10 @@ class NormBound(Strategy):
             for u, w, f, n in zip(updates, weights, factors, row_norms)
         )
         return AggregateResult(mean.astype(np.float32), decisions)
+
+    def blind(self) -> BlindAggregation:
+        """Blind: every client is told the bound and clips to it; the aggregator checks each update's encrypted norm
+        and leaves those above it out of the sum. A round-median bound needs the updates, so blind the bound is
+        fixed (to :data:`BLIND_DEFAULT_BOUND` unless one was given) and published."""
+        bound = self.norm_bound if self.norm_bound is not None else BLIND_DEFAULT_BOUND
+        return BlindAggregation(norm_bound=bound, fixed_params={"bound": bound})
