@@ -51,6 +51,7 @@ def _updates_in(directory: Path) -> list[Path]:
 def init(out_dir: Path, scheme: str, clip: float, max_clients: int, norm_keys: bool, passphrase_file: Path | None,
          no_passphrase: bool, as_json: bool) -> None:
     """Key authority: write DIR/secret.ctx (passphrase-protected) and DIR/public.ctx; print the fingerprint."""
+    from qsafe._text import printable
     from qsafe.federated import HEContext
 
     secret_path, public_path = out_dir / "secret.ctx", out_dir / "public.ctx"
@@ -70,7 +71,7 @@ def init(out_dir: Path, scheme: str, clip: float, max_clients: int, norm_keys: b
         emit_json({"fingerprint": ctx.fingerprint, "public": str(public_path), "secret": str(secret_path),
                    "protected": passphrase is not None, "scheme": ctx.params.to_json()})
     else:
-        click.echo(f"{ctx.fingerprint}  {public_path}")
+        click.echo(f"{ctx.fingerprint}  {printable(public_path)}")
 
 
 @click.command()

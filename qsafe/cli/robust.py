@@ -22,7 +22,9 @@ _OUT = click.Path(dir_okay=False, path_type=Path)
 def _say(quiet: bool) -> Callable[[str], None]:
     def say(message: str) -> None:
         if not quiet:
-            click.echo(f"qsafe: {message}", err=True)
+            from qsafe._text import printable
+
+            click.echo(f"qsafe: {printable(message)}", err=True)  # names a model file: one escaped line
 
     return say
 

@@ -107,16 +107,23 @@ def test_sign_refuses_a_hostile_symlink_and_key_path_escaped(ws: Path) -> None:
 def test_bundle_evidence_policy_and_encrypted_inputs_with_hostile_names(ws: Path) -> None:
     garbage = ws / ("g" + EVIL)
     garbage.write_text('{"not": "what was expected"\n')
-    r = qsafe("verify", ws / "model", "--key", ws / "signer.pub", "--signature", garbage, code=3, cwd=ws)
-    assert SHOWN in r.stderr or printable(repr(str(garbage))) in r.stderr
-    qsafe("inspect", garbage, code=3, cwd=ws)
-    qsafe("attest", "verify", garbage, "--policy", "nvidia-hopper-cc", "--nonce", HOPPER_NONCE, code=3, cwd=ws)
-    qsafe("attest", "verify", HOPPER, "--policy", garbage, "--nonce", HOPPER_NONCE, code=3, cwd=ws)
+
+    def named(r: subprocess.CompletedProcess[str]) -> bool:  # escaped by the error, or quoted with repr
+        return printable(garbage) in r.stderr or repr(str(garbage))[1:-1] in r.stderr
+
+    assert named(qsafe("verify", ws / "model", "--key", ws / "signer.pub", "--signature", garbage, code=3, cwd=ws))
+    assert named(qsafe("inspect", garbage, code=3, cwd=ws))
+    assert named(qsafe("attest", "verify", garbage, "--policy", "nvidia-hopper-cc", "--nonce", HOPPER_NONCE, code=3,
+                       cwd=ws))
+    assert named(qsafe("attest", "verify", HOPPER, "--policy", garbage, "--nonce", HOPPER_NONCE, code=3, cwd=ws))
+    assert named(qsafe("load", ws / "model", "--key", ws / "signer.pub", "--policy", garbage, "--evidence", HOPPER,
+                       "--nonce", HOPPER_NONCE, code=3, cwd=ws))
     qsafe("evidence", "verify", garbage, "--evaluator-key", ws / "signer.pub", "--model-digest", "sha256:" + "0" * 64,
           code=3, cwd=ws)
     qsafe("keygen", "--alg", "ml-kem-768-x25519", "--out", ws / "age", "--no-passphrase", code=0, cwd=ws)
     qsafe("decrypt", garbage, "-i", ws / "age.key", "-o", ws / "out.bin", code=3, cwd=ws)
-    qsafe("encrypt", ws / ("missing" + EVIL), "-R", ws / "age.pub", "-o", ws / "out.age", code=2, cwd=ws)
+    r = qsafe("encrypt", ws / ("missing" + EVIL), "-R", ws / "age.pub", "-o", ws / "out.age", code=2, cwd=ws)
+    assert SHOWN in r.stderr
     qsafe("encrypt", ws / "model" / "config.json", "-R", garbage, "-o", ws / "out.age", code=4, cwd=ws)
     assert not (ws / "out.bin").exists() and not (ws / "out.age").exists()
 
@@ -156,3 +163,31 @@ def test_inspect_of_a_bundle_with_a_newline_in_its_model_name(ws: Path) -> None:
     assert not [line for line in r.stdout.splitlines() if line.startswith("qsafe: error: forged")]
     r = qsafe("inspect", bad, "--json", code=0, cwd=ws)
     assert json.loads(r.stdout)["model_name"] == EVIL
+
+
+def test_no_message_is_built_with_newlines_in_a_string() -> None:
+    """A message given as a string is one line (its newlines are escaped, so a name cannot forge a line): a message
+    of several lines must be a list. Any raise that joins lines into one string would print them as ``\\x0a``."""
+    import ast
+
+    repo = Path(__file__).resolve().parents[2]
+    sources = [*(repo / "qsafe").rglob("*.py"), *(repo / "plugins").glob("*/qsafe_*/**/*.py")]
+    assert len(sources) > 50
+
+    def has_newline(node: ast.AST) -> bool:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return "\n" in node.value
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "join":
+            return has_newline(node.func.value)
+        if isinstance(node, (ast.JoinedStr, ast.BinOp)):
+            return any(has_newline(child) for child in ast.iter_child_nodes(node))
+        return False
+
+    found = []
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and node.args and has_newline(node.args[0]):
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if name.endswith("Error"):
+                    found.append(f"{path.relative_to(repo)}:{node.lineno}")
+    assert not found, found

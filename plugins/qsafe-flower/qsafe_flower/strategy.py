@@ -265,5 +265,7 @@ class QsafeEncryptedAggregation(Strategy):
         try:
             return aggr(contents, key)  # type: ignore[no-any-return]
         except (KeyError, ValueError, TypeError) as exc:
-            log(WARNING, "qsafe: training metrics not aggregated: %s", exc)
+            from qsafe._text import printable
+
+            log(WARNING, "qsafe: training metrics not aggregated: %s", printable(exc))  # names clients' metric keys
             return None
