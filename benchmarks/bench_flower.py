@@ -5,15 +5,19 @@ Three ways to aggregate one training round of C clients x P float32 parameters:
 - ``fedavg``: Flower's FedAvg, plaintext (the floor);
 - ``secagg+``: Flower's SecAgg+ (``SecAggPlusWorkflow`` + ``secaggplus_mod``; masking, no encryption);
 - ``qsafe-he``: qsafe's client mod + ``QsafeEncryptedAggregation`` (packed BFV, ML-DSA-signed updates; the key
-  authority in-process, recomputing the sum before it decrypts).
+  authority in-process, recomputing the sum before it decrypts), its context made for ``max_clients`` = the
+  round's clients (the BFV moduli are sized to it); ``qsafe-he:K`` makes it for K (``qsafe-he:1024`` is the
+  default of ``qsafe fl init``).
 
 Per method: bytes uploaded per parameter per client (every message a client sends in the round: for SecAgg+ all
 its protocol stages), client time (CPU seconds in the mods, i.e. what the method adds to the ClientApp's own
 work, median over clients), server time (CPU seconds of the server thread while aggregating: SecAgg+'s whole
 workflow, qsafe's verify + sum + key authority, FedAvg's aggregate), and round time (wall clock of the whole round
-as the ServerApp sees it; the second round is reported, the first warms Ray's actors up).
+as the ServerApp sees it; the median of rounds 2.. is reported, the first warms Ray's actors up; server time is
+the median of those rounds too).
 
-    python benchmarks/bench_flower.py [--configs 10x1000000,20x131122] [--rounds 2] [--json OUT]
+    python benchmarks/bench_flower.py [--configs 10x1000000,20x131122] [--methods fedavg,secagg+,qsafe-he]
+                                      [--rounds 2] [--json OUT]
 
 The ClientApps send a fixed random update (no training), so the figures are the aggregation's own cost. Ray
 runs one actor per core (2 here): C clients share 2 cores, as they would share a SuperNode machine.
@@ -83,10 +87,12 @@ def _message_apps(method: str, clients: int, params: int, rounds: int) -> tuple[
     from qsafe.federated import HEContext
     from qsafe.federated_sim.clients import simulation_client_keys
 
-    secret = HEContext.generate() if method == "qsafe-he" else None
+    he = method.startswith("qsafe-he")
+    max_clients = int(method.split(":")[1]) if ":" in method else clients
+    secret = HEContext.generate(max_clients=max_clients) if he else None
     public_bytes = secret.public().public_bytes() if secret else b""
     def inner_mod(msg: Any, ctxt: Any, call_next: Any) -> Any:
-        if method != "qsafe-he":
+        if not he:
             return call_next(msg, ctxt)
         part = int(ctxt.node_config["partition-id"])  # keys are made in the actor (they do not pickle)
         key = simulation_client_keys(0, part + 1)[part]
@@ -109,7 +115,7 @@ def _message_apps(method: str, clients: int, params: int, rounds: int) -> tuple[
     @server_app.main()
     def main(grid: Grid, context: Context) -> None:
         base = FedAvg(fraction_evaluate=0.0, min_available_nodes=clients, min_train_nodes=clients)
-        if method == "qsafe-he":
+        if he:
             assert secret is not None
             allow = [k.public_key() for k in simulation_client_keys(0, clients)]
             strategy: Any = QsafeEncryptedAggregation(base, context=secret.public(), allowlist=allow,
@@ -194,7 +200,7 @@ def run_one(method: str, clients: int, params: int, rounds: int) -> dict[str, An
                    backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
                                    "init_args": {"num_cpus": 2, "include_dashboard": False}})
     notes = [json.loads(line) for line in log.read_text().splitlines()]
-    marks = sorted(n["t"] for n in notes if n["kind"] == "round")
+    marks = {n["round"]: n["t"] for n in notes if n["kind"] == "round"}
     last = rounds
     client = [n for n in notes if n["kind"] == "client" and (n["round"] in (last, -1))]
     per_client_cpu: dict[int, float] = {}
@@ -206,13 +212,15 @@ def run_one(method: str, clients: int, params: int, rounds: int) -> dict[str, An
         per_client_cpu = {k: v / rounds for k, v in per_client_cpu.items()}
         per_client_bytes = {k: v // rounds for k, v in per_client_bytes.items()}
     server = [n["cpu"] for n in notes if n["kind"] == "server"]
+    server = server[1:] or server  # the first round warms up
+    laps = [marks[r] - marks[r - 1] for r in range(2, rounds + 1) if r in marks and r - 1 in marks]
     if not per_client_bytes or statistics.median(per_client_bytes.values()) < params:
         raise RuntimeError(f"{method}: the round did not complete (clients uploaded {per_client_bytes}); see the log")
     return {"method": method, "clients": clients, "params": params,
             "bytes_per_param": statistics.median(per_client_bytes.values()) / params,
             "client_cpu_s": statistics.median(per_client_cpu.values()),
-            "server_cpu_s": server[-1],
-            "round_s": marks[-1] - marks[-2] if len(marks) >= 2 else float("nan")}
+            "server_cpu_s": statistics.median(server),
+            "round_s": statistics.median(laps) if laps else float("nan"), "rounds_timed": len(laps)}
 
 
 def main() -> int:

@@ -6,20 +6,22 @@ Each ciphertext travels as one serialized TenSEAL vector holding exactly one SEA
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Self
 
 import numpy as np
 
-from qsafe._he import packing, raw
+from qsafe._he import packing, raw, sealio
 from qsafe._he.backend import tenseal
 from qsafe._he.params import SchemeParams
 from qsafe.errors import FormatError
 
 __all__ = [
     "add_into",
+    "decrypt_all",
     "decrypt_values",
     "encrypt_values",
+    "invariant_noise_budget",
     "load_ciphertext",
     "load_context",
     "new_context",
@@ -161,6 +163,9 @@ def load_ciphertext(data: bytes, params: SchemeParams, ctx: Any, layout: raw.Raw
     Raises:
         FormatError: it does not parse, or TenSEAL refuses it under this context, or its shape is not ours.
     """
+    if params.name == "bfv-packed" and not params.batching:
+        raise FormatError("parameter set v2 ciphertexts are not TenSEAL vectors (values sit in plaintext "
+                          "coefficients); decrypt them with decrypt_values")
     ts = tenseal()
     data = raw.to_tenseal(raw.parse(data, layout), layout)
     try:
@@ -189,7 +194,63 @@ def decrypt_values(data: bytes, params: SchemeParams, secret_ctx: Any, layout: r
     Raises:
         FormatError: the ciphertext does not load under the secret context.
     """
-    vec = load_ciphertext(data, params, secret_ctx, layout)
-    if params.name == "bfv-packed":
-        return np.asarray(vec.decrypt(), dtype=np.int64)
-    return np.asarray(vec.decrypt(), dtype=np.float64)
+    return decrypt_all([data], params, secret_ctx, layout)[0]
+
+
+def decrypt_all(blobs: Sequence[bytes], params: SchemeParams, secret_ctx: Any,
+                layout: raw.RawLayout) -> list[np.ndarray]:
+    """:func:`decrypt_values` for several ciphertexts (SEAL's decryptor is set up once).
+
+    Raises:
+        FormatError: a ciphertext does not load under the secret context.
+    """
+    if params.name == "bfv-packed" and not params.batching:
+        with _CoefficientDecryptor(params, secret_ctx, layout) as dec:
+            return [dec.decrypt(b) for b in blobs]
+    out = []
+    for data in blobs:
+        vec = load_ciphertext(data, params, secret_ctx, layout)
+        dtype = np.int64 if params.name == "bfv-packed" else np.float64
+        out.append(np.asarray(vec.decrypt(), dtype=dtype))
+    return out
+
+
+def invariant_noise_budget(data: bytes, params: SchemeParams, secret_ctx: Any, layout: raw.RawLayout) -> int:
+    """SEAL's invariant noise budget (bits) of one BFV ciphertext in wire form (tests, reports)."""
+    with _CoefficientDecryptor(params, secret_ctx, layout) as dec:
+        return int(dec.decryptor.invariant_noise_budget(dec.load(data)))
+
+
+class _CoefficientDecryptor:
+    """BFV v2: SEAL's decryptor on ciphertexts rebuilt from the wire form; plaintext coefficients centered mod t
+    are the signed lane sums."""
+
+    def __init__(self, params: SchemeParams, secret_ctx: Any, layout: raw.RawLayout) -> None:
+        seal = sealio.seal_module()
+        self.params, self.layout = params, layout
+        self.context = secret_ctx.seal_context().data
+        self.decryptor = seal.Decryptor(self.context, secret_ctx.secret_key().data)
+        self.spool = sealio.Spool()
+        self.codec = sealio.PlainCodec(self.context, params.poly_modulus_degree, self.spool)
+        self.cipher, self.plain = seal.Ciphertext(self.context), seal.Plaintext()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.spool.close()
+
+    def load(self, data: bytes) -> Any:
+        self.spool.load(self.cipher, self.context, raw.to_seal(raw.parse(data, self.layout), self.layout))
+        return self.cipher
+
+    def decrypt(self, data: bytes) -> np.ndarray:
+        try:
+            self.decryptor.decrypt(self.load(data), self.plain)
+        except FormatError:
+            raise
+        except Exception as exc:  # the binding raises bare errors
+            raise FormatError(f"a ciphertext does not decrypt under this context: {exc}") from exc
+        coeffs = self.codec.read(self.plain).astype(np.int64)
+        t = self.params.plain_modulus
+        return np.where(coeffs > t // 2, coeffs - t, coeffs)

@@ -1,21 +1,20 @@
 """Per-batch encryption into qsafe's wire form, in this process or in worker processes.
 
-For ``bfv-packed`` the batch is encoded and encrypted through SEAL's own API (``tenseal.sealapi``: about half the
-cost of building a TenSEAL vector, measured), and each ciphertext is serialized once by SEAL and byte-packed.
-(SEAL's Python binding offers no view of a ciphertext's coefficients, so one serialization remains.) ``ckks``
-goes through TenSEAL's vectors as before. TenSEAL holds the GIL, so extra cores are used through processes.
+For ``bfv-packed`` the batch is encrypted through SEAL's own API (``tenseal.sealapi``: about half the cost of
+building a TenSEAL vector, measured), and each ciphertext is serialized once by SEAL and byte-packed (SEAL's
+Python binding offers no view of a ciphertext's coefficients, so one serialization remains; under one data prime
+of 48-60 bits it hardly compresses and costs little). Parameter set v2 puts the values in plaintext coefficients,
+loaded from bytes (:class:`qsafe._he.sealio.PlainCodec`); v1 uses SEAL's batch encoder. ``ckks`` goes through
+TenSEAL's vectors as before. TenSEAL holds the GIL, so extra cores are used through processes.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from typing import Any
 
 import numpy as np
 
-from qsafe._he import packing, raw
-from qsafe._he.backend import tenseal
+from qsafe._he import packing, raw, sealio
 from qsafe._he.params import SchemeParams
 
 __all__ = ["BatchEncryptor", "init_worker", "worker_encrypt"]
@@ -26,27 +25,22 @@ class BatchEncryptor:
 
     def __init__(self, params: SchemeParams, ts_ctx: Any, layout: raw.RawLayout) -> None:
         self.params, self.ts_ctx, self.layout = params, ts_ctx, layout
+        self._spool: sealio.Spool | None = None
         if params.name == "bfv-packed":
-            import tenseal.sealapi as seal
-
-            tenseal()
+            seal = sealio.seal_module()
             context = ts_ctx.seal_context().data
             self._encryptor = seal.Encryptor(context, ts_ctx.public_key().data)
-            self._encoder = seal.BatchEncoder(context)
             self._plain = seal.Plaintext()
             self._cipher = seal.Ciphertext(context)
-            # SEAL's binding saves only to a path: an unlinked file in tmpfs, reached through /proc, so nothing is
-            # left behind even when a worker process is killed
-            shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-            self._fd, name = tempfile.mkstemp(prefix="qsafe-ct-", dir=shm)
-            os.unlink(name)
-            self._spool = f"/proc/self/fd/{self._fd}"
+            self._spool = sealio.Spool()
+            if params.batching:  # v1: values in batching slots
+                self._encoder = seal.BatchEncoder(context)
+            else:  # v2: values in plaintext coefficients, loaded from bytes
+                self._codec = sealio.PlainCodec(context, params.poly_modulus_degree, self._spool)
 
     def close(self) -> None:
-        fd = getattr(self, "_fd", -1)
-        if fd >= 0:
-            os.close(fd)
-            self._fd = -1
+        if self._spool is not None:
+            self._spool.close()
 
     def __del__(self) -> None:
         self.close()
@@ -57,12 +51,18 @@ class BatchEncryptor:
             from qsafe._he import cipher
 
             return cipher.encrypt_values(values, self.params, self.ts_ctx, self.layout)
+        assert self._spool is not None
+        rows = packing.pack(packing.quantize(values, self.params), self.params)
+        if not self.params.batching:  # signed lanes -> residues mod t, as SEAL's plaintext coefficients hold them
+            rows = np.where(rows < 0, rows + self.params.plain_modulus, rows).astype(np.uint64)
         out = []
-        for row in packing.pack(packing.quantize(values, self.params), self.params):
-            self._encoder.encode(row.tolist(), self._plain)
+        for row in rows:
+            if self.params.batching:
+                self._encoder.encode(row.tolist(), self._plain)
+            else:
+                self._codec.load(self._plain, row)
             self._encryptor.encrypt(self._plain, self._cipher)
-            self._cipher.save(self._spool)
-            out.append(raw.pack_seal(os.pread(self._fd, os.fstat(self._fd).st_size, 0), self.layout))
+            out.append(raw.pack_seal(self._spool.save(self._cipher), self.layout))
         return out
 
 

@@ -19,25 +19,15 @@ from typing import Any
 
 import numpy as np
 
+from qsafe._he import sealio
 from qsafe._he.backend import tenseal
 from qsafe._he.params import SchemeParams
-from qsafe.errors import FormatError, MissingDependencyError
+from qsafe.errors import FormatError
 
-__all__ = ["Accumulator", "RawLayout", "pack", "pack_seal", "parse", "reference_layout", "to_tenseal"]
+__all__ = ["Accumulator", "RawLayout", "pack", "pack_seal", "parse", "reference_layout", "to_seal", "to_tenseal"]
 
-_SEAL_MAGIC = 0xA15E
 _META = 73  # parms_id 32 + ntt flag 1 + size, degree, modulus count 3x8 + scale 8 + correction factor 8
 _INNER = 24  # inner DynArray: SEAL header 16 + element count 8
-_COMPR_NONE, _COMPR_ZSTD = 0, 2
-
-
-def _zstd() -> Any:
-    try:
-        import zstandard
-    except ImportError as exc:  # pragma: no cover - part of the he extra
-        raise MissingDependencyError("reading SEAL ciphertexts needs zstandard", hint="pip install 'qsafe[he]'") \
-            from exc
-    return zstandard
 
 
 def _varint(value: int) -> bytes:
@@ -83,28 +73,6 @@ def _read_varint(data: bytes, i: int) -> tuple[int, int]:
     raise FormatError("a ciphertext's protobuf has a malformed varint")
 
 
-def _body(seal_bytes: bytes, expected: int | None) -> bytes:
-    """A SEAL ciphertext's body (decompressed, at most ``expected`` bytes, exactly that many when given)."""
-    if len(seal_bytes) < 16:
-        raise FormatError("a SEAL ciphertext is truncated")
-    magic, header_size, _major, _minor, mode, _reserved, size = struct.unpack("<HBBBBHQ", seal_bytes[:16])
-    if magic != _SEAL_MAGIC or header_size != 16 or size != len(seal_bytes):
-        raise FormatError("a SEAL ciphertext has a malformed header")
-    limit = expected if expected is not None else 1 << 28
-    if mode == _COMPR_ZSTD:
-        try:
-            body = bytes(_zstd().ZstdDecompressor().decompress(seal_bytes[16:], max_output_size=limit))
-        except Exception as exc:  # zstandard.ZstdError, or output beyond the bound
-            raise FormatError(f"a SEAL ciphertext does not decompress: {exc}") from exc
-    elif mode == _COMPR_NONE:
-        body = seal_bytes[16:]
-    else:
-        raise FormatError(f"a SEAL ciphertext uses compression mode {mode}; qsafe accepts none or zstd")
-    if expected is not None and len(body) != expected:
-        raise FormatError("a SEAL ciphertext has the wrong size for this context")
-    return body
-
-
 @dataclass(frozen=True)
 class RawLayout:
     """What every ciphertext of one context looks like: protobuf fields, SEAL metadata, primes and widths."""
@@ -138,22 +106,35 @@ class RawLayout:
 def reference_layout(params: SchemeParams, ts_ctx: Any) -> RawLayout:
     """Encrypt zeros under the (public) context and record what a valid ciphertext looks like."""
     ts = tenseal()
-    if params.name == "bfv-packed":
-        vec = ts.bfv_vector(ts_ctx, [0] * params.slots)
+    if params.name == "bfv-packed" and not params.batching:
+        # v2: values live in plaintext coefficients; SEAL's own encryptor, no TenSEAL vector (which batches)
+        seal = sealio.seal_module()
+        context = ts_ctx.seal_context().data
+        cipher = seal.Ciphertext(context)
+        seal.Encryptor(context, ts_ctx.public_key().data).encrypt(seal.Plaintext(params.poly_modulus_degree),
+                                                                   cipher)
+        spool = sealio.Spool()
+        try:
+            seal_bytes = spool.save(cipher)
+        finally:
+            spool.close()
+        fields: list[tuple[int, int, bytes]] = []
     else:
-        vec = ts.ckks_vector(ts_ctx, [0.0] * params.slots)
-    fields = _fields(bytes(vec.serialize()))
-    seal_bytes = next(v for n, _, v in fields if n == 2)
-    body = _body(seal_bytes, None)
+        if params.name == "bfv-packed":
+            vec = ts.bfv_vector(ts_ctx, [0] * params.slots)
+        else:
+            vec = ts.ckks_vector(ts_ctx, [0.0] * params.slots)
+        fields = _fields(bytes(vec.serialize()))
+        seal_bytes = next(v for n, _, v in fields if n == 2)
+    body = sealio.body(seal_bytes, None)
     size, degree, count = struct.unpack("<QQQ", body[33:57])
     if size != 2 or len(body) != _META + _INNER + 8 * size * count * degree:
         raise FormatError("TenSEAL produced a ciphertext qsafe does not understand")
-    import tenseal.sealapi as seal  # only reached after tenseal() imported TenSEAL
-
+    seal = sealio.seal_module()
     moduli = seal.CoeffModulus.Create(params.poly_modulus_degree, list(params.coeff_mod_bit_sizes))
     primes = tuple(int(m.value()) for m in moduli[:count])
     widths = tuple((p.bit_length() + 7) // 8 for p in primes)
-    return RawLayout(tuple(f for f in fields if f[0] != 2), seal_bytes[:5], body[:_META + _INNER], primes, widths,
+    return RawLayout(tuple(f for f in fields if f[0] != 2), seal_bytes[:16], body[:_META + _INNER], primes, widths,
                      int(degree))
 
 
@@ -162,7 +143,7 @@ def _coefficients(tenseal_bytes: bytes, layout: RawLayout) -> np.ndarray:
     cts = [v for n, _, v in fields if n == 2]
     if len(cts) != 1 or tuple(f for f in fields if f[0] != 2) != layout.other_fields:
         raise FormatError("a ciphertext is not a single-ciphertext vector of this context")
-    body = _body(cts[0], len(layout.prefix) + 8 * int(np.prod(layout.shape)))
+    body = sealio.body(cts[0], len(layout.prefix) + 8 * int(np.prod(layout.shape)))
     if body[:len(layout.prefix)] != layout.prefix:
         raise FormatError("a ciphertext's parameters, level or size differ from this context's")
     return np.frombuffer(body, dtype="<u8", offset=len(layout.prefix)).reshape(layout.shape)
@@ -179,9 +160,11 @@ def pack_seal(seal_bytes: bytes, layout: RawLayout) -> bytes:
     Raises:
         FormatError: not a ciphertext of this context's shape.
     """
-    body = _body(seal_bytes, len(layout.prefix) + 8 * int(np.prod(layout.shape)))
+    body = sealio.body(seal_bytes, len(layout.prefix) + 8 * int(np.prod(layout.shape)))
     if body[:len(layout.prefix)] != layout.prefix:
         raise FormatError("a ciphertext's parameters, level or size differ from this context's")
+    if layout.widths == (8,):  # one 57-64-bit prime: SEAL's [poly][coefficient] u64 order is the wire form
+        return body[len(layout.prefix):]
     coeffs = np.frombuffer(body, dtype="<u8", offset=len(layout.prefix)).reshape(layout.shape)
     return _pack_coefficients(coeffs, layout)
 
@@ -213,10 +196,14 @@ def parse(blob: bytes, layout: RawLayout) -> np.ndarray:
     return out
 
 
+def to_seal(coeffs: np.ndarray, layout: RawLayout) -> bytes:
+    """Coefficients (reduced) -> an uncompressed SEAL ciphertext (for ``Ciphertext.load``)."""
+    return sealio.seal_bytes(layout.seal_header, layout.prefix + np.ascontiguousarray(coeffs, dtype="<u8").tobytes())
+
+
 def to_tenseal(coeffs: np.ndarray, layout: RawLayout) -> bytes:
     """Coefficients (reduced) -> a serialized TenSEAL vector (uncompressed SEAL ciphertext) for decryption."""
-    body = layout.prefix + np.ascontiguousarray(coeffs, dtype="<u8").tobytes()
-    seal = layout.seal_header + struct.pack("<BHQ", _COMPR_NONE, 0, 16 + len(body)) + body
+    seal = to_seal(coeffs, layout)
     out = bytearray()
     for number, wire, value in sorted((*layout.other_fields, (2, 2, seal))):
         out += _varint(number << 3 | wire)

@@ -44,7 +44,9 @@ def _updates_in(directory: Path) -> list[Path]:
               help="Directory for secret.ctx and public.ctx (created if missing).")
 @click.option("--scheme", type=click.Choice(["bfv-packed", "ckks"]), default="bfv-packed", show_default=True)
 @click.option("--clip", type=float, default=1.0, show_default=True, help="Clients must send values with |x| <= CLIP.")
-@click.option("--max-clients", type=int, default=1024, show_default=True, help="Most updates one aggregate may sum.")
+@click.option("--max-clients", type=int, default=1024, show_default=True,
+              help="Most updates one aggregate may sum; bfv-packed sizes its moduli to it (10: 8 bytes per value "
+                   "uploaded, 1024: 10).")
 @click.option("--norm-keys", is_flag=True, help="ckks only: publish relin+Galois keys for encrypted norms (35 MB).")
 @passphrase_options
 @_json_option

@@ -263,7 +263,7 @@ def decrypt_aggregate(agg: EncryptedAggregate, context: HEContext, *, min_client
     specs = packing.layout_from_json(agg.header["tensors"])
     total = packing.total_values(specs)
     ts_ctx = context.tenseal_secret()
-    parts = [cipher.decrypt_values(b, params, ts_ctx, context.raw_layout()) for b in agg.ciphertexts]
+    parts = cipher.decrypt_all(agg.ciphertexts, params, ts_ctx, context.raw_layout())
     if params.name == "bfv-packed":
         lanes = packing.unpack(np.concatenate(parts), params, len(parts) * params.values_per_ciphertext)
         _check_plausible(float(np.abs(lanes[:total]).max(initial=0)), agg.count * params.quant_max,
