@@ -73,8 +73,7 @@ def render_error(err: QsafeError) -> None:
 
 def render_usage_error(err: click.UsageError) -> None:
     """Click's own argument errors (missing file, bad choice) in qsafe's ``error:``/``hint:`` form, exit 2."""
-    command = err.ctx.command_path if err.ctx is not None else "qsafe"
-    render_error(QsafeError(err.format_message(), hint=f"run `{command} --help`"))
+    render_error(_usage_error(err))
 
 
 def render_internal_error(exc: Exception) -> None:
@@ -91,6 +90,26 @@ def render_internal_error(exc: Exception) -> None:
     render_error(QsafeError(f"internal error: {type(exc).__name__}{': ' + message if message else ''}{where}",
                             hint=f"this is a bug in qsafe; please report it with the output of {DEBUG_ENV}=1 "
                                  "and the same command"))
+
+
+ARGS_META = "qsafe.args"
+
+
+def _usage_error(err: click.UsageError) -> QsafeError:
+    """Click's own argument error as the QsafeError it is rendered as (exit 2)."""
+    from qsafe.errors import UsageError
+
+    command = err.ctx.command_path if err.ctx is not None else "qsafe"
+    return UsageError(err.format_message(), hint=f"run `{command} --help`")
+
+
+def _json_error(ctx: click.Context, err: QsafeError) -> None:
+    """With --json, the failure's error object on stdout (qsafe.cli._options.error_object: one shape for every
+    command); the ``qsafe: error:`` lines stay on stderr."""
+    from qsafe.cli._options import json_requested, print_error_object
+
+    if json_requested(ctx, ctx.meta.get(ARGS_META, [])):
+        print_error_object(ctx, err)
 
 
 class Terminated(BaseException):
@@ -156,6 +175,10 @@ class LazyGroup(click.Group):
             return command
         return super().get_command(ctx, cmd_name)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta.setdefault(ARGS_META, list(args))  # the outermost group's: the whole command line
+        return super().parse_args(ctx, args)
+
     def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
                      **extra: Any) -> click.Context:
         try:
@@ -176,11 +199,13 @@ class LazyGroup(click.Group):
             _interrupted(ctx, term.signum)
         except QsafeError as err:
             render_error(err)
+            _json_error(ctx, err)
             ctx.exit(err.exit_code)
         except click.UsageError as err:
             if isinstance(err, _NO_ARGS_IS_HELP):
                 raise  # `qsafe fl` alone: click prints the group's help, which is not an error message
             render_usage_error(err)
+            _json_error(ctx, _usage_error(err))
             ctx.exit(err.exit_code)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
@@ -188,6 +213,11 @@ class LazyGroup(click.Group):
             if os.environ.get(DEBUG_ENV) or (isinstance(exc, OSError) and exc.errno == errno.EPIPE):
                 raise  # QSAFE_DEBUG=1: the full traceback; EPIPE: click's own quiet handling of `| head`
             render_internal_error(exc)
+            from qsafe.cli._options import InternalError
+
+            _json_error(ctx, InternalError(f"internal error: {type(exc).__name__}",
+                                           hint=f"this is a bug in qsafe; please report it with the output of "
+                                                f"{DEBUG_ENV}=1 and the same command"))
             ctx.exit(1)
 
 

@@ -1,4 +1,7 @@
-"""Helpers shared by the CLI modules: passphrases, JSON output, progress bars. Click lives only here."""
+"""Helpers shared by the CLI modules: passphrases, JSON output, progress bars. Click lives only here.
+
+The options several commands share (``--json``, ``--passphrase-file``, ``--policy``) are defined in
+:mod:`qsafe.cli._options`."""
 
 from __future__ import annotations
 
@@ -13,26 +16,12 @@ from typing import Any, TypeVar
 
 import click
 
+# the option definitions live in _options; these two names stay importable from here for older imports
+from qsafe.cli._options import PASSPHRASE_ENV, passphrase_options, policy_option  # noqa: F401
 from qsafe.errors import FormatError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-PASSPHRASE_ENV = "QSAFE_PASSPHRASE"
-
-
-def passphrase_options(func: F) -> F:
-    """Add ``--passphrase-file`` and ``--no-passphrase`` (secrets never come from argv)."""
-    func = click.option(
-        "--no-passphrase",
-        is_flag=True,
-        help="Write the secret unprotected (explicit opt-out; the default protects it with a passphrase).",
-    )(func)
-    func = click.option(
-        "--passphrase-file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help=f"Read the passphrase from this file (first line). Also: ${PASSPHRASE_ENV}, or a prompt.",
-    )(func)
-    return func
 
 
 def read_passphrase(
@@ -86,34 +75,6 @@ def read_input(path: Path, what: str, *, limit: int | None = None) -> bytes:
     except OSError as exc:
         raise FormatError(f"cannot read {what} {path}: {exc.strerror or exc}",
                           hint="check the path and that the file is readable") from exc
-
-
-def _policy_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
-    """``--policy NAME|FILE``: a shipped policy's name (``nvidia-hopper-cc``) or a policy file's path.
-
-    An argument without a path separator that does not end in ``.json`` is a name (see
-    :mod:`qsafe.attestation.shipped`); the value handed on is always a path.
-    """
-    if value is None:
-        return None
-    from qsafe.attestation.shipped import is_policy_name, policy_names, policy_path
-
-    if is_policy_name(value):
-        if value not in policy_names():
-            raise click.BadParameter(f"no shipped policy is named {value!r} (shipped: {', '.join(policy_names())}; "
-                                     f"see `qsafe attest policies`); for a file of that name write ./{value}",
-                                     ctx, param)
-        return policy_path(value)
-    path = Path(value)
-    if not path.is_file():
-        raise click.BadParameter(f"policy file {value!r} does not exist" if not path.exists()
-                                 else f"{value!r} is not a file", ctx, param)
-    return path
-
-
-def policy_option(help: str, *, required: bool = False) -> Callable[[F], F]:
-    """``--policy NAME|FILE`` (a shipped policy by name, or a file); the command receives a Path or None."""
-    return click.option("--policy", metavar="NAME|FILE", required=required, callback=_policy_callback, help=help)
 
 
 def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:

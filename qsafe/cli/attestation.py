@@ -10,7 +10,8 @@ from typing import Any
 import click
 
 from qsafe._io import atomic_output, check_writable, refuse_same_file
-from qsafe.cli._common import emit_json, load_private_key, policy_option, read_input
+from qsafe.cli._common import emit_json, load_private_key, read_input
+from qsafe.cli._options import add_error_fields, json_option, passphrase_file_option, policy_option
 from qsafe.errors import UnavailableError, UsageError
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
@@ -51,13 +52,26 @@ def _write(path: Path | None, data: bytes, inputs: tuple[Path, ...] = ()) -> Non
         handle.write(data)
 
 
+_EVIDENCE_JSON_HELP = ("With -o: print a summary as JSON (output, item kinds, nonce). Without -o the evidence "
+                       "itself is printed, which is JSON already.")
+
+
+def _write_evidence(output: Path | None, evidence: Any, inputs: tuple[Path, ...], as_json: bool) -> None:
+    """The evidence to -o (or stdout); with --json and -o, a summary on stdout."""
+    _write(output, evidence.to_bytes(), inputs=inputs)
+    if as_json and output is not None and str(output) != "-":
+        emit_json({"output": str(output), "kinds": [item.get("kind") for item in evidence.items],
+                   "items": len(evidence.items), "nonce": evidence.nonce.hex() if evidence.nonce else None,
+                   "collected_at": evidence.collected_at.isoformat()})
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def attest() -> None:
     """Collect attestation evidence and appraise it against a policy (exit 15 on deny)."""
 
 
 @attest.command()
-@click.option("--json", "as_json", is_flag=True, help="Print {\"nonce\": HEX}.")
+@json_option("Print {\"nonce\": HEX}.")
 def nonce(as_json: bool) -> None:
     """Print a fresh random 32-byte nonce (hex) for `attest collect --nonce` / `attest verify --nonce`."""
     value = secrets.token_hex(32)
@@ -65,7 +79,7 @@ def nonce(as_json: bool) -> None:
 
 
 @attest.command(name="verifiers")
-@click.option("--json", "as_json", is_flag=True, help="Print the verifiers as a JSON list.")
+@json_option("Print the verifiers as a JSON list.")
 def verifiers_cmd(as_json: bool) -> None:
     """List the installed evidence verifiers (registry qsafe.verifiers): kind, policy prefix, what each proves."""
     from qsafe.attestation.verifiers import verifiers
@@ -92,8 +106,10 @@ def verifiers_cmd(as_json: bool) -> None:
 @click.option("--tdx-collateral", type=_EXISTING, help="dcap-qvl collateral JSON to attach to a TDX quote.")
 @click.option("--include-torch", is_flag=True, help="Import torch to record torch/CUDA versions.")
 @click.option("-o", "--output", type=_PATH, help="Write the evidence here (default: stdout).")
+@json_option(_EVIDENCE_JSON_HELP)
 def collect(names: tuple[str, ...], nonce_hex: str | None, policy: Path | None, model_digest: str | None,
-            tsm_root: Path | None, tdx_collateral: Path | None, include_torch: bool, output: Path | None) -> None:
+            tsm_root: Path | None, tdx_collateral: Path | None, include_torch: bool, output: Path | None,
+            as_json: bool) -> None:
     """Collect evidence on this machine (exit 6 when a device is absent: never a fake pass)."""
     from qsafe.attestation import collect as run_collect
     from qsafe.attestation import load_policy
@@ -115,7 +131,7 @@ def collect(names: tuple[str, ...], nonce_hex: str | None, policy: Path | None, 
         err.hint = ("run it on the machine that has the device, or leave its collector out (-c software records "
                     "only the software environment); `qsafe attest recorded` lists recorded real evidence")
         raise
-    _write(output, evidence.to_bytes(), inputs=inputs)
+    _write_evidence(output, evidence, inputs, as_json)
 
 
 @attest.command(name="import")
@@ -126,8 +142,9 @@ def collect(names: tuple[str, ...], nonce_hex: str | None, policy: Path | None, 
 @click.option("--nonce", "nonce_hex", help="The challenge nonce (hex) the report was made for, recorded in the "
                                           "file's nonce field so readers can replay it (never trusted by appraisal).")
 @click.option("-o", "--output", type=_PATH, help="Write the evidence here (default: stdout).")
+@json_option(_EVIDENCE_JSON_HELP)
 def import_cmd(kind: str, files: tuple[Path, ...], collected_at: str, provenance: str | None, nonce_hex: str | None,
-               output: Path | None) -> None:
+               output: Path | None, as_json: bool) -> None:
     """Convert recorded evidence (native formats) into a qsafe evidence file.
 
     \b
@@ -145,7 +162,7 @@ def import_cmd(kind: str, files: tuple[Path, ...], collected_at: str, provenance
         import dataclasses
 
         evidence = dataclasses.replace(evidence, nonce=nonce)
-    _write(output, evidence.to_bytes(), inputs=files)
+    _write_evidence(output, evidence, files, as_json)
 
 
 @attest.command()
@@ -156,8 +173,8 @@ def import_cmd(kind: str, files: tuple[Path, ...], collected_at: str, provenance
 @click.option("--at", "at", help="Verification time (ISO-8601; default now). Recorded evidence needs one.")
 @click.option("-o", "--output", type=_PATH, help="Write the ML-DSA-signed result (in-toto Statement) here.")
 @click.option("--key", type=_EXISTING, help="Signing key for --output.")
-@click.option("--passphrase-file", type=_EXISTING, help="Passphrase of a protected --key (first line).")
-@click.option("--json", "as_json", is_flag=True, help="Print the result predicate as JSON.")
+@passphrase_file_option("Passphrase of a protected --key (first line).", exists=True)
+@json_option("Print the result predicate as JSON.")
 def verify(evidence: Path, policy: Path, nonce_hex: str | None, model_digest: str | None, at: str | None,
            output: Path | None, key: Path | None, passphrase_file: Path | None, as_json: bool) -> None:
     """Appraise EVIDENCE against --policy; silent on allow, exit 15 naming every failed claim on deny."""
@@ -176,17 +193,18 @@ def verify(evidence: Path, policy: Path, nonce_hex: str | None, model_digest: st
     if output is not None and signing_key is not None:
         with atomic_output(output, inputs=inputs) as handle:
             handle.write(sign_result(result, signing_key))
-    if as_json:
-        emit_json(result.predicate())
     if not result.allowed:
+        add_error_fields(result=result.predicate())  # --json: the error object carries the (deny) predicate
         err = denial(result)
         err.hint = "the environment this evidence describes is not one the policy allows: do not trust it with work"
         raise err
+    if as_json:
+        emit_json(result.predicate())
 
 
 @attest.command()
 @click.argument("name", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print the list (or the policy) as JSON.")
+@json_option("Print the list (or the policy) as JSON.")
 def policies(name: str | None, as_json: bool) -> None:
     """List the shipped policies, or print policy NAME (copy it to make your own).
 
@@ -218,7 +236,7 @@ def policies(name: str | None, as_json: bool) -> None:
 @attest.command()
 @click.argument("name", required=False)
 @click.option("-o", "--output", type=_PATH, help="Write the evidence here (default: stdout).")
-@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+@json_option("Print the list as JSON.")
 def recorded(name: str | None, output: Path | None, as_json: bool) -> None:
     """List the recorded real evidence shipped with qsafe, or write evidence NAME (to -o FILE or stdout).
 
@@ -254,7 +272,7 @@ def recorded(name: str | None, output: Path | None, as_json: bool) -> None:
 @attest.command(name="check-result")
 @click.argument("result", type=_EXISTING)
 @click.option("--key", type=_EXISTING, required=True, help="Public key(s) of the appraiser.")
-@click.option("--json", "as_json", is_flag=True, help="Print the verified statement.")
+@json_option("Print the verified statement.")
 def check_result(result: Path, key: Path, as_json: bool) -> None:
     """Verify a signed appraisal result; exit 15 if its verdict is deny."""
     from qsafe import keys
@@ -262,9 +280,10 @@ def check_result(result: Path, key: Path, as_json: bool) -> None:
     from qsafe.errors import AttestationError
 
     statement = verify_result(read_input(result, "result"), keys.load_public_keys(key), what=f"result {str(result)!r}")
-    if as_json:
-        emit_json(statement)
     predicate = statement["predicate"]
     if predicate.get("verdict") != "allow":
+        add_error_fields(statement=statement)  # --json: the error object carries the verified (deny) statement
         raise AttestationError(["the signed result's verdict is deny:", *(f"  {f}" for f in predicate.get("failed", []))],
                                failed_claims=[str(f).split(":", 1)[0] for f in predicate.get("failed", [])])
+    if as_json:
+        emit_json(statement)

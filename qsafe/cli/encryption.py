@@ -9,14 +9,14 @@ from typing import BinaryIO
 
 import click
 
-from qsafe.cli._common import progress, read_passphrase
+from qsafe.cli._common import emit_json, progress, read_passphrase
+from qsafe.cli._options import json_option, passphrase_file_option
 from qsafe.errors import IntegrityError, NoIdentityMatchedError, UsageError
 
 _IN = click.argument("input", required=False, type=click.Path(path_type=Path, allow_dash=True))
 _OUT = click.option("-o", "--output", type=click.Path(path_type=Path, allow_dash=True),
                     help="Output file (default: standard output).")
-_PASSFILE = click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
-                         help="Read the passphrase from this file (first line); also $QSAFE_PASSPHRASE or a prompt.")
+_PASSFILE = passphrase_file_option()
 
 
 def _stdin() -> BinaryIO:
@@ -43,6 +43,18 @@ def _size(source: Path | BinaryIO) -> int:
     return source.stat().st_size if isinstance(source, Path) and source.is_file() else 0
 
 
+_JSON_HELP = "Print a JSON summary on stdout (needs -o FILE: stdout cannot carry both the data and the summary)."
+
+
+def _json_needs_file(as_json: bool, output: Path | None) -> None:
+    if as_json and (output is None or str(output) == "-"):
+        raise UsageError("--json prints a summary on standard output: give -o FILE for the data")
+
+
+def _name(path: Path | None) -> str:
+    return "-" if path is None else str(path)
+
+
 @click.command(short_help="Encrypt a file or model directory to age recipients.")
 @click.option("-r", "--recipient", "recipients", multiple=True, metavar="RECIPIENT",
               help="age1pq1… (post-quantum, recommended) or age1… recipient; repeatable.")
@@ -54,9 +66,10 @@ def _size(source: Path | BinaryIO) -> int:
               help="scrypt work factor (log2 N) for -p.")
 @click.option("-a", "--armor", is_flag=True, help="Write ASCII armor (PEM-like text).")
 @_OUT
+@json_option(_JSON_HELP)
 @_IN
 def encrypt(recipients: tuple[str, ...], recipients_files: tuple[Path, ...], use_passphrase: bool,
-            passphrase_file: Path | None, work_factor: int, armor: bool, output: Path | None,
+            passphrase_file: Path | None, work_factor: int, armor: bool, output: Path | None, as_json: bool,
             input: Path | None) -> None:
     """Encrypt INPUT (a file, a model directory, or standard input) in the age format.
 
@@ -68,12 +81,19 @@ def encrypt(recipients: tuple[str, ...], recipients_files: tuple[Path, ...], use
 
     if use_passphrase and (recipients or recipients_files):
         raise UsageError("-p cannot be combined with -r/-R (age's rule: a passphrase is the only recipient)")
+    _json_needs_file(as_json, output)
     passphrase = read_passphrase(passphrase_file, confirm=True) if use_passphrase else None
     source = _source(input)
     with progress(_size(source), "encrypting") as advance:
         encrypt_file(source, _target(output, binary=not armor), recipients=recipients,
                      recipients_files=recipients_files, passphrase=passphrase, work_factor=work_factor,
                      armor=armor, progress=advance)
+    if as_json:
+        assert output is not None
+        emit_json({"input": _name(input), "output": str(output), "bytes": output.stat().st_size, "armor": armor,
+                   "directory": isinstance(source, Path) and source.is_dir(),
+                   "recipients": len(recipients), "recipients_files": [str(f) for f in recipients_files],
+                   "passphrase": use_passphrase})
 
 
 @click.command(short_help="Decrypt an age file (or extract an encrypted directory).")
@@ -83,9 +103,10 @@ def encrypt(recipients: tuple[str, ...], recipients_files: tuple[Path, ...], use
 @click.option("--extract", "extract_dir", type=click.Path(file_okay=False, path_type=Path),
               help="The file holds an encrypted directory: extract it into this new folder.")
 @_OUT
+@json_option(_JSON_HELP.replace("-o FILE", "-o FILE or --extract DIR"))
 @_IN
 def decrypt(identity_files: tuple[Path, ...], passphrase_file: Path | None, extract_dir: Path | None,
-            output: Path | None, input: Path | None) -> None:
+            output: Path | None, as_json: bool, input: Path | None) -> None:
     """Decrypt INPUT (an age file, binary or armored, or standard input).
 
     Without -i the file must be passphrase-encrypted. Output files appear only after the last chunk
@@ -96,6 +117,8 @@ def decrypt(identity_files: tuple[Path, ...], passphrase_file: Path | None, extr
 
     if extract_dir is not None and output is not None:
         raise UsageError("--extract and -o are exclusive")
+    if extract_dir is None:
+        _json_needs_file(as_json, output)
     ask_identity: Callable[[], bytes] = lambda: read_passphrase(passphrase_file,
                                                                 prompt="Passphrase for the identity file")
     ask_file: Callable[[], bytes] = lambda: read_passphrase(passphrase_file)
@@ -114,3 +137,12 @@ def decrypt(identity_files: tuple[Path, ...], passphrase_file: Path | None, extr
         if target is not None and not isinstance(target, Path):
             err.hint = "the authenticated part already written to standard output must be discarded"
         raise
+    if as_json:
+        summary: dict[str, object] = {"input": _name(input), "identity_files": [str(f) for f in identity_files]}
+        if extract_dir is not None:
+            summary.update(extracted=str(extract_dir),
+                           files=sum(1 for f in extract_dir.rglob("*") if f.is_file()))
+        else:
+            assert output is not None
+            summary.update(output=str(output), bytes=output.stat().st_size)
+        emit_json(summary)

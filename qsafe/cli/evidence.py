@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from qsafe.cli._common import echo, emit_json
+from qsafe.cli._options import json_option, passphrase_file_option
 from qsafe.errors import UsageError
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -54,10 +55,10 @@ def resolve_model_digest(model_digest: str | None, model: Path | None, model_key
 @click.option("--predicate-type", required=True, help="Predicate type URI, e.g. https://qsafe.dev/model-card/v1.")
 @click.option("--predicate", "predicate_path", type=_FILE, required=True, help="The predicate (a JSON object).")
 @click.option("--key", "key_path", type=_FILE, required=True, help="The evaluator's private key.")
-@click.option("--passphrase-file", type=_FILE, help="Passphrase of a protected --key.")
+@passphrase_file_option("Passphrase of a protected --key.", exists=True)
 @click.option("--model-name", default="model", show_default=True, help="Subject name (informational).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the claims as JSON.")
+@json_option("Print the claims as JSON.")
 def sign_cmd(model_digest: str | None, model: Path | None, model_keys: tuple[Path, ...], signature: Path | None,
              predicate_type: str, predicate_path: Path, key_path: Path, passphrase_file: Path | None,
              model_name: str, output: Path, as_json: bool) -> None:
@@ -87,7 +88,7 @@ def sign_cmd(model_digest: str | None, model: Path | None, model_keys: tuple[Pat
 @click.option("--evaluator-key", "evaluator_keys", multiple=True, type=_KEYS, required=True,
               help="Trusted public key(s) of the evaluator.")
 @model_digest_options
-@click.option("--json", "as_json", is_flag=True, help="Print the verified claims as JSON.")
+@json_option("Print the verified claims as JSON.")
 def verify_cmd(evaluation: Path, evaluator_keys: tuple[Path, ...], model_digest: str | None, model: Path | None,
                model_keys: tuple[Path, ...], signature: Path | None, as_json: bool) -> None:
     """Verify EVALUATION's signature and that it is about the model; silent on success unless --json."""
@@ -101,7 +102,7 @@ def verify_cmd(evaluation: Path, evaluator_keys: tuple[Path, ...], model_digest:
 
 @evidence.command("inspect")
 @click.argument("evaluation", type=_FILE)
-@click.option("--json", "as_json", is_flag=True, help="Print the statement as JSON.")
+@json_option("Print the statement as JSON.")
 def inspect_cmd(evaluation: Path, as_json: bool) -> None:
     """Show EVALUATION's statement and claims WITHOUT verifying it (use `qsafe evidence verify`)."""
     from qsafe.model_evidence import claims_of, parse_model_evidence

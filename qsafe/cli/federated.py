@@ -24,7 +24,7 @@ FL_HELP: dict[str, str] = {
     "decrypt": "Key authority: decrypt the aggregate to an averaged update.",
     "simulate": "Run the federated backdoor scenario with a chosen defense.",
     "audit": "Verify an audit trail's hash chain and signed round heads.",
-    "report": "Re-tabulate and re-plot saved simulate --json results (heatmap for a matrix).",
+    "report": "Re-tabulate and re-plot saved simulate --results files (heatmap for a matrix).",
 }
 
 

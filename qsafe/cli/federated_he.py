@@ -7,14 +7,14 @@ from pathlib import Path
 import click
 
 from qsafe._io import atomic_output
-from qsafe.cli._common import emit_json, load_private_key, passphrase_options, progress, read_input, read_passphrase
+from qsafe.cli._common import emit_json, load_private_key, progress, read_input, read_passphrase
+from qsafe.cli._options import add_error_fields, json_option, passphrase_file_option, passphrase_options
 from qsafe.errors import FormatError, HEMismatchError, KeyFileError, UsageError
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
 _EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
-_json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON report on stdout.")
-_key_passphrase = click.option("--passphrase-file", type=_PATH,
-                               help="Passphrase for a protected key/context (first line). Also $QSAFE_PASSPHRASE.")
+_json_option = json_option("Print a JSON report on stdout.")
+_key_passphrase = passphrase_file_option("Passphrase for a protected key/context (first line). Also $QSAFE_PASSPHRASE.")
 
 
 def _is_protected(path: Path, what: str) -> bool:
@@ -163,10 +163,12 @@ def aggregate(updates: tuple[Path, ...], context_path: Path, allowlist: Path, ro
     with progress(2 * len(updates), "aggregating") as advance:
         result = aggregate_files(updates, ctx, allowed, round_, output, progress=advance)
     written = bool(result.accepted)
-    if as_json:
-        emit_json({**result.to_json(), "round": round_, "output": str(output) if written else None,
-                   "context_fingerprint": ctx.fingerprint})
+    report = {**result.to_json(), "round": round_, "output": str(output) if written else None,
+              "context_fingerprint": ctx.fingerprint}
+    if as_json and not result.refused:
+        emit_json(report)
     if result.refused:
+        add_error_fields(**report)  # --json: the error object carries the whole report (accepted, refused, ...)
         lines = [f"{len(result.refused)} of {len(updates)} updates refused; "
                  + (f"the other {len(result.accepted)} were aggregated into {output}" if written
                     else "nothing was written")]

@@ -10,7 +10,8 @@ from typing import Any
 import click
 
 from qsafe._io import refuse_same_file
-from qsafe.cli._common import RegistryChoice, emit_json, passphrase_options, read_passphrase, step_progress
+from qsafe.cli._common import RegistryChoice, emit_json, read_passphrase, step_progress
+from qsafe.cli._options import json_flag_or_legacy_path, json_option, passphrase_options
 from qsafe.errors import UsageError
 
 ATTACK_NAMES = ("poison", "replace", "norm")
@@ -142,7 +143,10 @@ def _summary_lines(result: Any, reference: Any) -> list[str]:
 @click.option("--flame-lambda", type=float, default=0.001, show_default=True, help="flame: noise / clip bound.")
 @click.option("--no-reference", is_flag=True, help="Skip the attack-free FedAvg reference run.")
 @click.option("--matrix", is_flag=True, help="Print the defenses x attackers table (Markdown).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write results as JSON.")
+@click.option("--results", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the results as JSON to this file (what `fl report` reads).")
+@json_flag_or_legacy_path("--results", "Print the results as JSON on stdout instead of the tables (a flag; the old "
+                                      "`--json FILE` still works as --results FILE, with a deprecation line).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG plot.")
 @click.option("--audit-log", type=click.Path(dir_okay=False, path_type=Path), help="Write the signed audit trail.")
 @click.option("--audit-key", type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -152,6 +156,10 @@ def simulate(**opts: Any) -> None:
     """Run the federated backdoor scenario on the SMS Spam Collection; print accuracy and ASR per round."""
     from qsafe.federated_sim import experiment
 
+    if isinstance(opts["as_json"], Path):  # the deprecated `--json FILE` (the option printed the deprecation line)
+        if opts["json_path"] is not None:
+            raise UsageError("--json FILE is the old spelling of --results FILE: give one of them")
+        opts["json_path"], opts["as_json"] = opts["as_json"], False
     defenses = _defense_names() if "all" in opts["defenses"] or (opts["matrix"] and not opts["defenses"]) \
         else list(dict.fromkeys(opts["defenses"] or ("none",)))
     counts = list(opts["attacker_counts"] or ((1, 2, 4) if opts["matrix"] else (2,)))
@@ -183,7 +191,7 @@ def _check_outputs(opts: dict[str, Any]) -> None:
     from qsafe._io import check_writable
     from qsafe.errors import OutputExistsError
 
-    outputs = [(name, opts[key]) for name, key in (("--json", "json_path"), ("--plot", "plot_path"),
+    outputs = [(name, opts[key]) for name, key in (("--results", "json_path"), ("--plot", "plot_path"),
                                                   ("--audit-log", "audit_log")) if opts.get(key) is not None]
     if opts.get("audit_log") is not None:
         outputs.append(("--audit-log's public key", opts["audit_log"].with_name(opts["audit_log"].name + ".pub")))
@@ -199,6 +207,15 @@ def _check_outputs(opts: dict[str, Any]) -> None:
 def _render(report: Any, opts: dict[str, Any]) -> None:
     from qsafe.federated_sim import experiment
 
+    if opts.get("as_json"):  # stdout holds the one JSON document; files are still written
+        if opts["json_path"] is not None:
+            experiment.write_json(report, opts["json_path"])
+        if opts["plot_path"] is not None:
+            experiment.plot_report(report, opts["plot_path"])
+        click.echo(experiment.report_json_text(report))
+        if report.audit_public_key is not None:
+            click.echo(f"qsafe: audit log {opts['audit_log']}, public key {report.audit_public_key}", err=True)
+        return
     if opts["matrix"]:
         click.echo(experiment.matrix_markdown(report))
     else:
@@ -223,8 +240,9 @@ def _render(report: Any, opts: dict[str, Any]) -> None:
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a PNG: lines per round (one attacker count), or the heatmap matrix (several).")
 @click.option("--attackers", type=int, help="Only the runs with this many attackers (e.g. one row of a matrix).")
-def report(results: Path, matrix: bool, plot_path: Path | None, attackers: int | None) -> None:
-    """Re-tabulate and re-plot RESULTS (`fl simulate --json`) without re-running: seconds, not minutes."""
+@json_option("Print the (selected) results as JSON on stdout instead of the tables.")
+def report(results: Path, matrix: bool, plot_path: Path | None, attackers: int | None, as_json: bool) -> None:
+    """Re-tabulate and re-plot RESULTS (`fl simulate --results FILE`) without re-running: seconds, not minutes."""
     from qsafe import _json
     from qsafe.federated_sim.report import report_from_json
 
@@ -237,7 +255,8 @@ def report(results: Path, matrix: bool, plot_path: Path | None, attackers: int |
             found = sorted({r.config.attackers for r in loaded.results})
             raise UsageError(f"{results} has no run with {attackers} attackers (it has {found})")
         loaded = dataclasses.replace(loaded, results=kept)
-    _render(loaded, {"matrix": matrix, "json_path": None, "plot_path": plot_path, "audit_log": None})
+    _render(loaded, {"matrix": matrix, "json_path": None, "plot_path": plot_path, "audit_log": None,
+                     "as_json": as_json})
 
 
 @click.group()
@@ -249,7 +268,7 @@ def audit() -> None:
 @click.argument("log", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="The aggregator's ML-DSA public key.")
-@click.option("--json", "as_json", is_flag=True, help="Print what was verified as JSON.")
+@json_option("Print what was verified as JSON.")
 def verify(log: Path, key_path: Path, as_json: bool) -> None:
     """Check LOG's hash chain and every round head's ML-DSA signature; silent on success.
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from qsafe.cli._common import RegistryChoice, emit_json, passphrase_options, read_passphrase
+from qsafe.cli._common import RegistryChoice, emit_json, read_passphrase
+from qsafe.cli._options import json_option, passphrase_options
 from qsafe.errors import MissingDependencyError, UsageError
 
 # Encryption identities are made by qsafe.encryption (age recipients); signing keys by qsafe.keys.
@@ -71,7 +72,7 @@ def _encryption_pair(algorithm: str, prefix: Path, passphrase: bytes | None, for
               help="Write PREFIX.pub and PREFIX.key.")
 @passphrase_options
 @click.option("--force", is_flag=True, help="Replace existing PREFIX.pub / PREFIX.key.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON report instead of the key id.")
+@json_option("Print a JSON report instead of the key id.")
 def keygen(algorithm: str, prefix: Path, passphrase_file: Path | None, no_passphrase: bool, force: bool,
            as_json: bool) -> None:
     """Generate a key pair: PREFIX.pub (public) and PREFIX.key (private, passphrase-protected by default).

@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from qsafe.cli._common import echo, emit_json, load_private_key, policy_option, progress
+from qsafe.cli._common import echo, emit_json, load_private_key, progress
+from qsafe.cli._options import json_option, passphrase_file_option, policy_option
 from qsafe.cli.attestation import parse_time_option
 from qsafe.errors import AttestationError, UnavailableError, UsageError
 
@@ -41,11 +42,11 @@ UNSAFE_SKIP_WARNING = (
 @click.option("--result", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the ML-DSA-signed appraisal result here (also on deny).")
 @click.option("--result-key", type=_EXISTING, help="Signing key for --result.")
-@click.option("--passphrase-file", type=_EXISTING, help="Passphrase of a protected --result-key.")
+@passphrase_file_option("Passphrase of a protected --result-key.", exists=True)
 @click.option("--verified-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Also write every verified file into this new private directory (0700), for loaders that "
                    "read a path (from_pretrained). It must not exist yet.")
-@click.option("--json", "as_json", is_flag=True, help="Print what was loaded and the appraisal as JSON.")
+@json_option("Print what was loaded and the appraisal as JSON.")
 def load(model: Path, signature: Path | None, key: Path, policy: Path | None, evidence: Path | None,
          do_collect: bool, collectors: tuple[str, ...], nonce_hex: str | None, at: str | None, device: str | None,
          framework: str | None, allow_classical: bool, evaluations: tuple[Path, ...],

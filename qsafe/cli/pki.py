@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from qsafe.cli._common import PASSPHRASE_ENV, echo, emit_json, load_private_key, passphrase_options, read_passphrase
+from qsafe.cli._common import echo, emit_json, load_private_key, read_passphrase
+from qsafe.cli._options import PASSPHRASE_ENV, json_option, passphrase_file_option, passphrase_options
 from qsafe.errors import UsageError
 
 _EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -41,7 +42,7 @@ def _report(cert: Any, path: Path, extra: dict[str, Any]) -> dict[str, Any]:
 @click.option("--days", type=click.IntRange(1, 36500), default=3650, show_default=True)
 @click.option("--path-length", type=click.IntRange(min=0), help="How many intermediate CAs may follow.")
 @passphrase_options
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
+@json_option("Print a JSON report.")
 def init_ca(prefix: Path, subject: str, algorithm: str, days: int, path_length: int | None,
             passphrase_file: Path | None, no_passphrase: bool, as_json: bool) -> None:
     """Create a root CA: a new key (passphrase-protected by default) and its self-signed certificate."""
@@ -81,9 +82,8 @@ def init_ca(prefix: Path, subject: str, algorithm: str, days: int, path_length: 
               help="With --intermediate: how many CAs may follow it.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the certificate (PEM); never replaces a file.")
-@click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
-              help=f"Passphrase of the CA key (first line). Also: ${PASSPHRASE_ENV}, or a prompt.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
+@passphrase_file_option(f"Passphrase of the CA key (first line). Also: ${PASSPHRASE_ENV}, or a prompt.")
+@json_option("Print a JSON report.")
 def issue(ca_cert: Path, ca_key: Path, public_key: Path, subject: str, sans: tuple[str, ...], days: int,
           intermediate: bool, path_length: int, out: Path, passphrase_file: Path | None, as_json: bool) -> None:
     """Certify a public key: a code-signing certificate (or, with --intermediate, a CA certificate)."""

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from qsafe.cli._common import emit_json
+from qsafe.cli._options import json_option, passphrase_file_option
 from qsafe.errors import UsageError
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -78,7 +79,7 @@ def model_options(func: Any) -> Any:
 
 
 def common_options(func: Any) -> Any:
-    func = click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")(func)
+    func = json_option("Print the results as JSON.")(func)
     func = click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")(func)
     func = click.option("--seed", type=int, default=0, show_default=True, help="Seeds every random choice.")(func)
     func = click.option("--samples", type=click.IntRange(min=1), help="Use the first N test images (default all "
@@ -113,7 +114,7 @@ def robust() -> None:
 @click.option("--train-samples", type=click.IntRange(min=10), help="Train on the first N training images only.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
-@click.option("--json", "as_json", is_flag=True, help="Print the training summary as JSON.")
+@json_option("Print the training summary as JSON.")
 def train(output: Path, recipe: str, epsilon: float, sigma: float, epochs: int, width: int, lr: float,
           batch_size: int, attack_steps: int, beta: float, consistency: float, train_samples: int | None, seed: int,
           quiet: bool, as_json: bool) -> None:
@@ -272,7 +273,7 @@ def predict(model: Path, signature: Path | None, keys: tuple[Path, ...], sigma: 
 @click.option("--plot", "plot_path", type=_OUT, help="Write accuracy-vs-epsilon / certified-vs-radius plots (PNG).")
 @click.option("-o", "--output", type=_OUT, help="Write the evaluation (signed with --sign, else the bare predicate).")
 @click.option("--sign", "sign_key", type=_FILE, help="Evaluator's private key: sign the evaluation (needs --key).")
-@click.option("--passphrase-file", type=_FILE, help="Passphrase of a protected --sign key.")
+@passphrase_file_option("Passphrase of a protected --sign key.", exists=True)
 @common_options
 def report(model: Path, signature: Path | None, keys: tuple[Path, ...], norm: str, epsilons: tuple[float, ...],
            restarts: int, masking_epsilon: float | None, sigma: float | None, radii: tuple[float, ...], n0: int,
@@ -335,7 +336,7 @@ def report(model: Path, signature: Path | None, keys: tuple[Path, ...], norm: st
               help="Training spam re-attacked (greedy) per epoch for the hardened model.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@json_option("Print the results as JSON.")
 def text_cmd(defenses: tuple[str, ...], budget: int, samples: int | None, epochs: int, adversarial: int, seed: int,
              quiet: bool, as_json: bool) -> None:
     """SMS spam evasion: attack success rate at edit budgets 1..BUDGET, undefended vs hardened."""

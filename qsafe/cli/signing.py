@@ -14,8 +14,9 @@ from typing import Any
 
 import click
 
-from qsafe.cli._common import PASSPHRASE_ENV, echo, emit_json, load_private_key, policy_option, progress
-from qsafe.errors import AttestationError, ModelMismatchError, QsafeError, UsageError
+from qsafe.cli._common import echo, emit_json, load_private_key, progress
+from qsafe.cli._options import PASSPHRASE_ENV, json_option, passphrase_file_option, policy_option
+from qsafe.errors import UsageError
 
 
 @contextlib.contextmanager
@@ -84,11 +85,10 @@ _EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--no-ignore-git-paths", is_flag=True, help="Also sign .git, .gitattributes, .github, .gitignore.")
 @click.option("--allow-symlinks", is_flag=True, help="Follow symlinks that stay inside the model root.")
 @click.option("--no-tensor-digests", is_flag=True, help="Do not record per-tensor digests of .safetensors files.")
-@click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
-              help=f"Passphrase of a protected key (first line). Also: ${PASSPHRASE_ENV}, or a prompt.")
+@passphrase_file_option(f"Passphrase of a protected key (first line). Also: ${PASSPHRASE_ENV}, or a prompt.")
 @click.option("--force", is_flag=True,
               help="Replace an existing signature beside a single-file model even if it may be its folder's.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@json_option("Print a JSON summary.")
 def sign(model: Path, key_path: Path | None, certificate: Path | None, chain: tuple[Path, ...], keyless: bool,
          identity_token_file: Path | None, trust_config: Path | None, signature: Path | None,
          pq_signature: Path | None, algorithm: str, method: str, shard_size: int, ignore_paths: tuple[str, ...],
@@ -158,16 +158,6 @@ def _report(verification: Any) -> dict[str, Any]:
             "files": len(m.files()), "tensors": sum(len(t.tensors) for t in m.tensors.values()),
             "signers": [_signer_report(s) for s in verification.signers],
             "model_evidence": [e.summary() for e in verification.model_evidence]}
-
-
-def _failure(err: QsafeError) -> dict[str, Any]:
-    out: dict[str, Any] = {"verified": False, "error": type(err).__name__, "exit_code": err.exit_code,
-                           "message": err.exact_message}
-    if isinstance(err, ModelMismatchError):
-        out.update(changed=err.changed, missing=err.missing, extra=err.extra, changed_tensors=err.changed_tensors)
-    if isinstance(err, AttestationError):
-        out["failed_claims"] = err.failed_claims
-    return out
 
 
 def _parse_requirement(text: str) -> Any:
@@ -242,7 +232,7 @@ def _discover(model: Path, signatures: tuple[Path, ...], keys: bool, roots: bool
 @policy_option("Policy whose model.* rules the evidence must satisfy (deny: exit 15).")
 @click.option("--at", "at", help="Verification time (ISO-8601; default now): certificate chains must be valid "
               "then, and the policy's rules are evaluated then.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON report (success and failure).")
+@json_option("Print a JSON report (on failure: the error object, with \"verified\": false).", verified=False)
 def verify(model: Path, signatures: tuple[Path, ...], key_paths: tuple[Path, ...], roots: tuple[Path, ...],
            identity: str | None, issuer: str | None, trust_config: Path | None, requires: tuple[str, ...],
            allow_classical: bool, ignore_paths: tuple[str, ...], allow_symlinks: bool, evaluations: tuple[Path, ...],
@@ -264,23 +254,18 @@ def verify(model: Path, signatures: tuple[Path, ...], key_paths: tuple[Path, ...
         from qsafe.cli.attestation import parse_time_option
 
         when = parse_time_option(at)
-    try:
-        sig_policy = _policy(allow_classical, identity, issuer, requires)
-        if not (key_paths or roots or sig_policy.keyless_identities()):
-            raise UsageError("no trust input given",
-                             hint="pass --key PUB, --certificate-chain CA.pem, or --identity ID --issuer URL")
-        bundles = _discover(model, signatures, bool(key_paths), bool(roots), bool(sig_policy.keyless_identities()))
-        with _progress_bar("verifying") as bar:
-            result = verify_model(model, bundles, list(key_paths) if key_paths else None, policy=sig_policy,
-                                  certificate_roots=list(roots), trust_root=_trust_root(trust_config),
-                                  at=when, allow_symlinks=allow_symlinks,
-                                  ignore_paths=tuple(p.rstrip("/") for p in ignore_paths), progress=bar,
-                                  evaluations=list(evaluations), evaluator_keys=list(evaluator_keys) or None,
-                                  evidence_policy=policy)
-    except QsafeError as err:
-        if as_json:
-            emit_json(_failure(err))
-        raise
+    sig_policy = _policy(allow_classical, identity, issuer, requires)
+    if not (key_paths or roots or sig_policy.keyless_identities()):
+        raise UsageError("no trust input given",
+                         hint="pass --key PUB, --certificate-chain CA.pem, or --identity ID --issuer URL")
+    bundles = _discover(model, signatures, bool(key_paths), bool(roots), bool(sig_policy.keyless_identities()))
+    with _progress_bar("verifying") as bar:
+        result = verify_model(model, bundles, list(key_paths) if key_paths else None, policy=sig_policy,
+                              certificate_roots=list(roots), trust_root=_trust_root(trust_config),
+                              at=when, allow_symlinks=allow_symlinks,
+                              ignore_paths=tuple(p.rstrip("/") for p in ignore_paths), progress=bar,
+                              evaluations=list(evaluations), evaluator_keys=list(evaluator_keys) or None,
+                              evidence_policy=policy)
     if as_json:
         emit_json(_report(result))
 
@@ -291,13 +276,13 @@ def _inspect_data(path: Path) -> dict[str, Any]:
     bundle = read_bundle(path)
     manifest = manifest_from_statement(bundle.statement())
     signer: dict[str, Any] = {"kind": bundle.kind, "key_hint": bundle.key_hint, "key_id": bundle.keyid,
-                              "algorithm": bundle.key_details}
+                              "algorithm": _algorithm_name(bundle.key_details), "key_details": bundle.key_details}
     if bundle.certificates:
         from qsafe.certificates import certificate_info, parse_der_certificates
 
         certs = parse_der_certificates(bundle.certificates)
         signer["certificates"] = [dict(vars(certificate_info(c))) for c in certs]
-        signer["algorithm"] = _certificate_algorithm(certs[0])
+        signer["algorithm"], signer["key_details"] = _certificate_algorithm(certs[0])
     if bundle.kind == "sigstore":
         from qsafe.keyless import bundle_log_entries
 
@@ -315,7 +300,19 @@ def _inspect_data(path: Path) -> dict[str, Any]:
     }
 
 
-def _certificate_algorithm(cert: Any) -> str | None:
+def _algorithm_name(key_details: str | None) -> str | None:
+    """qsafe's name of a bundle's keyDetails (``ML_DSA_65`` -> ``ml-dsa-65``, as verify prints it); the keyDetails
+    itself when no installed scheme claims it, None when the bundle names none."""
+    if key_details is None:
+        return None
+    from qsafe.signers import scheme_for_key_details
+
+    scheme = scheme_for_key_details(key_details)
+    return scheme.name if scheme is not None else key_details
+
+
+def _certificate_algorithm(cert: Any) -> tuple[str | None, str | None]:
+    """(qsafe's algorithm name, Sigstore keyDetails) of a leaf certificate's key; (None, None) if unknown."""
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
     from qsafe.errors import KeyFileError
@@ -324,8 +321,8 @@ def _certificate_algorithm(cert: Any) -> str | None:
     try:
         key = public_key_from_der(cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
     except (KeyFileError, ValueError):
-        return None
-    return key.key_details
+        return None, None
+    return key.algorithm, key.key_details
 
 
 def _echo_certificates(signer: dict[str, Any]) -> None:
@@ -345,7 +342,7 @@ def _echo_certificates(signer: dict[str, Any]) -> None:
 
 @click.command("inspect")
 @click.argument("signature", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the bundle's contents as JSON.")
+@json_option("Print the bundle's contents as JSON.")
 def inspect_cmd(signature: Path, as_json: bool) -> None:
     """Show a bundle's signer, certificates, log entries and digests (NOT a verification: use `qsafe verify`)."""
     data = _inspect_data(signature)

@@ -27,7 +27,7 @@ from qsafe.federated_sim.report import Report, matrix_markdown, plot_report, run
 from qsafe.federated_sim.simulation import RoundProgress, SimulationConfig, simulate
 from qsafe.keys import PrivateKey, generate, load_private_key
 
-__all__ = ["base_config", "load_signer", "matrix_markdown", "plot_report", "run", "write_json"]
+__all__ = ["base_config", "load_signer", "matrix_markdown", "plot_report", "report_json_text", "run", "write_json"]
 
 
 def base_config(*, attack: str = "replace", boost: float | None = None, seed: int = 0, rounds: int = 30,
@@ -133,9 +133,14 @@ def run(base: SimulationConfig, defenses: Sequence[str], attacker_counts: Sequen
     return report
 
 
+def report_json_text(report: Report) -> str:
+    """The report as JSON text (per-round and final accuracy, ASR, raw ASR): what :func:`write_json` writes."""
+    return json.dumps(report.to_json(), indent=2, sort_keys=True, default=_json_default)
+
+
 def write_json(report: Report, path: Path) -> None:
     """Write the report's JSON atomically (per-round and final accuracy, ASR, raw ASR)."""
-    text = json.dumps(report.to_json(), indent=2, sort_keys=True, default=_json_default)
+    text = report_json_text(report)
     with atomic_output(path) as handle:
         handle.write(text.encode("utf-8") + b"\n")
 

@@ -73,7 +73,8 @@ def test_aggregate_reports_refusals_and_exits_16(setup: dict, cli: Callable) -> 
             "--context", pub, "--clients", d / "clients", "-o", d / "agg.qfl", "--json"]
     r = cli(args)
     assert r.exit_code == 16
-    report = json.loads(r.stdout)
+    report = json.loads(r.stdout)  # the error object (one shape), carrying the whole aggregation report
+    assert report["error"] == "HEMismatchError" and report["exit_code"] == 16
     assert report["round"] == 2 and report["count"] == 2
     reasons = {Path(x["source"]).name + ":" + x["reason"].split(":")[0] for x in report["refused"]}
     assert reasons == {"u2.qfl:wrong round", "junk.qfl:not a federated update (expected it to start with b'qsafe-fl-update/v1\\n')",

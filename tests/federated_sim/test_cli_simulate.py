@@ -12,7 +12,7 @@ import pytest
 
 def test_simulate_two_rounds_with_audit(cli: Callable[..., Any], tmp_path: Path) -> None:
     out, log, plot = tmp_path / "r.json", tmp_path / "audit.jsonl", tmp_path / "p.png"
-    result = cli(["fl", "simulate", "--defense", "multi-krum", "--rounds", "2", "--no-reference", "--json", out,
+    result = cli(["fl", "simulate", "--defense", "multi-krum", "--rounds", "2", "--no-reference", "--results", out,
                   "--audit-log", log, "--plot", plot])
     assert result.exit_code == 0, result.stderr
     # not a terminal: one progress line per round on stderr (issue 13), nothing else

@@ -62,7 +62,11 @@ def test_load_refuses_any_change_exactly_as_verify(cli, ws: Path, tamper: str) -
     loaded = _load(cli, ws, "--json")
     assert (verified.exit_code, loaded.exit_code) == (12, 12), loaded.stderr
     assert _detail(loaded.stderr) == _detail(verified.stderr) == want
-    assert loaded.stdout == "" and snapshot(ws) == before and not leftovers(ws)
+    error = json.loads(loaded.stdout)  # --json: the error object, the same as verify's (without "verified")
+    assert (error["error"], error["exit_code"]) == ("ModelMismatchError", 12)
+    assert [f"changed: {f}" for f in error["changed"]] + [f"missing: {f}" for f in error["missing"]] \
+        + [f"extra: {f}" for f in error["extra"]] == want
+    assert snapshot(ws) == before and not leftovers(ws)
 
 
 def test_loaded_model_returns_verified_bytes_of_every_file(ws: Path) -> None:

@@ -43,13 +43,14 @@ def test_resigning_a_single_file_model_replaces_its_own_signature(cli, tmp_path:
 
 
 def test_fl_simulate_checks_outputs_before_the_work(cli, tmp_path: Path) -> None:
-    for option, path in (("--json", tmp_path / "missing" / "r.json"), ("--plot", tmp_path / "missing" / "r.png"),
-                         ("--audit-log", tmp_path / "missing" / "audit.jsonl"), ("--json", tmp_path)):
+    for option, path in (("--results", tmp_path / "missing" / "r.json"), ("--plot", tmp_path / "missing" / "r.png"),
+                         ("--audit-log", tmp_path / "missing" / "audit.jsonl"), ("--results", tmp_path),
+                         ("--json", tmp_path / "missing" / "old.json")):  # the deprecated spelling of --results
         start = time.perf_counter()
         r = cli(["fl", "simulate", "--rounds", 1000, "--no-reference", option, path])
         assert r.exit_code == 2, (option, r.stderr)
         assert time.perf_counter() - start < 20  # refused at once: 1,000 rounds would take many minutes
         assert "simulating" not in r.stderr and r.stdout == ""
-    r = cli(["fl", "simulate", "--rounds", 1000, "--json", tmp_path / "x", "--plot", tmp_path / "x"])
+    r = cli(["fl", "simulate", "--rounds", 1000, "--results", tmp_path / "x", "--plot", tmp_path / "x"])
     assert r.exit_code == 2 and "the same file" in r.stderr
     assert not (tmp_path / "x").exists() and not (tmp_path / "missing").exists()

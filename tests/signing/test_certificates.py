@@ -193,7 +193,7 @@ def test_pki_cli_round_trip(tmp_path: Path, cli: Any) -> None:
     r = cli(["verify", model, "--certificate-chain", tmp_path / "ca.pem"])
     assert (r.exit_code, r.stdout, r.stderr) == (0, "", "")
     r = cli(["inspect", model / "model.sig"])
-    assert "X.509 certificate chain; algorithm ML_DSA_65" in r.stdout and "SANs email:release@example.test" in r.stdout
+    assert "X.509 certificate chain; algorithm ml-dsa-65" in r.stdout and "SANs email:release@example.test" in r.stdout
     r = cli(["verify", model, "--certificate-chain", tmp_path / "ca.pem", "--at", "2020-01-01T00:00:00Z"])
     assert r.exit_code == 10 and "not valid at 2020-01-01" in r.stderr
     r = cli(["pki", "issue", "--ca", tmp_path / "ca.pem", "--ca-key", tmp_path / "ca.key", "--public-key",

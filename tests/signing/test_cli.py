@@ -97,9 +97,9 @@ def test_inspect(cli: Cli, model_dir: Path, signer: tuple[Path, Path], mldsa_key
     cli(["sign", model_dir, "--key", signer[0]])
     r = cli(["inspect", model_dir / "model.sig"])
     assert r.exit_code == 0 and r.stderr == ""
-    assert "ML_DSA_65" in r.stdout and mldsa_key.public_key().key_id in r.stdout and "encoder.weight" in r.stdout
+    assert "algorithm ml-dsa-65" in r.stdout and mldsa_key.public_key().key_id in r.stdout and "encoder.weight" in r.stdout
     data = json.loads(cli(["inspect", model_dir / "model.sig", "--json"]).stdout)
-    assert data["verified"] is False and data["signer"]["algorithm"] == "ML_DSA_65"
+    assert data["verified"] is False and data["signer"]["algorithm"] == "ml-dsa-65" and data["signer"]["key_details"] == "ML_DSA_65"
     assert {t["name"] for t in data["tensors"]["model.safetensors"]["tensors"]} == {
         "encoder.weight", "encoder.bias", "head.weight"}
 

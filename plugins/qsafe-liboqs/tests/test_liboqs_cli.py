@@ -39,7 +39,8 @@ def test_keygen_sign_verify_tamper(cli: Callable[..., Any], tmp_path: Path, algo
     assert verified.exit_code == 0, verified.stderr
     assert json.loads(verified.stdout)["algorithm"] == algorithm
     shown = cli(["inspect", model / "model.sig", "--json"])
-    assert shown.exit_code == 0 and json.loads(shown.stdout)["signer"]["algorithm"].startswith("QSAFE_")
+    signer = json.loads(shown.stdout)["signer"]  # named as verify names it; the bundle's keyDetails beside
+    assert shown.exit_code == 0 and signer["algorithm"] == algorithm and signer["key_details"].startswith("QSAFE_")
     # tampered model: exit 12; tampered signature: exit 10
     (model / "weights.bin").write_bytes(b"\x02" * 4096)
     assert cli(["verify", model, "--key", tmp_path / "k.pub"]).exit_code == 12
