@@ -22,8 +22,8 @@ def run(workdir: Path) -> None:
     d = workdir / "backdoor"
     d.mkdir()
     common = ["fl", "simulate", "--clients", "8", "--rounds", "4", "--no-reference"]
-    _qsafe(*common, "--defense", "none", "--json", d / "none.json")
-    _qsafe(*common, "--defense", "multi-krum", "--krum-f", "2", "--json", d / "krum.json", "--audit-log", d / "audit.jsonl")
+    _qsafe(*common, "--defense", "none", "--results", d / "none.json")
+    _qsafe(*common, "--defense", "multi-krum", "--krum-f", "2", "--results", d / "krum.json", "--audit-log", d / "audit.jsonl")
     none = json.loads((d / "none.json").read_text())["runs"][0]
     krum = json.loads((d / "krum.json").read_text())["runs"][0]
     print(f"no defense:  accuracy {none['accuracy']:.2%}, attack success {none['asr']:.1%}")
