@@ -136,7 +136,7 @@ def test_fl_simulate_json_is_a_flag_and_the_old_path_form_a_deprecated_alias(cli
     both = cli(["fl", "simulate", "--json", tmp_path / "a.json", "--results", tmp_path / "b.json"])
     assert both.exit_code == 2 and "give one of them" in both.stderr
     results = tmp_path / "r.json"
-    run = cli(["fl", "simulate", "--clients", "5", "--rounds", "1", "--no-reference", "--json",
+    run = cli(["fl", "simulate", "--clients", "4", "--attackers", "1", "--rounds", "1", "--no-reference", "--json",
                "--results", results])
     assert run.exit_code == 0, run.stderr
     printed = json.loads(run.stdout)  # only the results on stdout; progress stays on stderr

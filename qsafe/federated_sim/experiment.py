@@ -38,8 +38,10 @@ def base_config(*, attack: str = "replace", boost: float | None = None, seed: in
     Raises:
         UsageError: unknown attack or impossible values.
     """
+    # attackers=0: the base is checked (and the data prepared) before each run's count is set; the default 2
+    # refused `--clients 4 --attackers 1`
     return SimulationConfig(attack=AttackSpec(kind=attack, boost=boost), seed=seed, rounds=rounds, clients=clients,
-                            trigger=trigger or sc.DEFAULT_TRIGGER, partition=partition, alpha=alpha)
+                            trigger=trigger or sc.DEFAULT_TRIGGER, partition=partition, alpha=alpha, attackers=0)
 
 
 def load_signer(path: Path, passphrase: Callable[[], bytes]) -> PrivateKey:
