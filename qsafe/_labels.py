@@ -17,6 +17,8 @@ MLDSA_CONTEXT_FL_UPDATE = b"qsafe/v1 federated-update"
 MLDSA_CONTEXT_AUDIT_HEAD = b"qsafe/v1 audit-round-head"
 MLDSA_CONTEXT_ATTESTATION_RESULT = b"qsafe/v1 attestation-result"
 MLDSA_CONTEXT_MODEL_EVIDENCE = b"qsafe/v1 model-evidence dsse"
+# Statements about a dataset (subject = the dataset's Merkle root over rows): manifest and poisoning audit.
+MLDSA_CONTEXT_DATASET_EVIDENCE = b"qsafe/v1 dataset-evidence dsse"
 
 # Media and predicate types.
 SIGSTORE_BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
@@ -26,6 +28,19 @@ OMS_PREDICATE_TYPE = "https://model_signing/signature/v1.0"
 ATTESTATION_RESULT_PREDICATE_TYPE = "https://qsafe.dev/attestation-result/v1"
 # Model evidence (qsafe.model_evidence): signed statements about a model, subject = its manifest root digest.
 ROBUSTNESS_EVALUATION_PREDICATE_TYPE = "https://qsafe.dev/robustness-evaluation/v1"
+# Fraud pipeline (qsafe.fraud): statements about a dataset (subject: Merkle root over its rows) ...
+DATASET_MANIFEST_PREDICATE_TYPE = "https://qsafe.dev/dataset-manifest/v1"
+POISONING_AUDIT_PREDICATE_TYPE = "https://qsafe.dev/poisoning-audit/v1"
+# ... and model evidence about the trained model (subject: the model's manifest root digest).
+MODEL_CARD_PREDICATE_TYPE = "https://qsafe.dev/model-card/v1"
+DP_CERTIFICATE_PREDICATE_TYPE = "https://qsafe.dev/dp-certificate/v1"
+PRIVACY_AUDIT_PREDICATE_TYPE = "https://qsafe.dev/privacy-audit/v1"
+THEFT_AUDIT_PREDICATE_TYPE = "https://qsafe.dev/theft-audit/v1"
+# Merkle tree over dataset rows (RFC 9162 section 2.1 hashing: 0x00 leaf prefix, 0x01 node prefix).
+DATASET_MERKLE_ALGORITHM = "rfc9162-sha256"
+# Keyed selection of watermarked API responses (HMAC-SHA256 over this label, the API key and the query).
+WATERMARK_SELECT_LABEL = b"qsafe/v1 fraud-api-watermark\n"
+
 # Attestation-policy claim prefix of model-evidence rules ("model.robust_accuracy[linf,0.1]").
 MODEL_EVIDENCE_CLAIM_PREFIX = "model."
 

@@ -19,6 +19,9 @@ __all__ = [
     "BUNDLE_MAX_BYTES",
     "CERTIFICATE_CHAIN_MAX_LENGTH",
     "CERTIFICATE_FILE_MAX_BYTES",
+    "DATASET_CSV_MAX_BYTES",
+    "DATASET_LEAVES_MAX_BYTES",
+    "DATASET_STATEMENT_MAX_BYTES",
     "EVIDENCE_MAX_BYTES",
     "FL_CONTAINER_MAX_BLOBS",
     "FL_CONTAINER_MAX_BLOB_BYTES",
@@ -44,6 +47,7 @@ __all__ = [
     "MODEL_MAX_RESOURCES",
     "MODEL_MAX_SHARD_SIZE",
     "MODEL_MAX_TENSORS",
+    "PIPELINE_CONFIG_MAX_BYTES",
     "POLICY_MAX_BYTES",
     "RESULT_MAX_BYTES",
     "SAFETENSORS_MAX_HEADER_BYTES",
@@ -157,6 +161,16 @@ ATTESTATION_MAX_CACHED_LINKS = 4096
 MODEL_MAX_SHARD_SIZE = 1 << 53
 #: Bytes of a key file (public, private, identity).
 KEY_FILE_MAX_BYTES = 16 << 20
+
+# --- fraud pipeline (qsafe.fraud, qsafe pipeline, qsafe dataset) ---------------------------------------------
+#: Bytes of a dataset CSV read whole (the ULB sample is 2.9 MB, the full ULB file 144 MB).
+DATASET_CSV_MAX_BYTES = 256 << 20
+#: Bytes of a signed dataset manifest or poisoning audit (the audit lists suspect row numbers).
+DATASET_STATEMENT_MAX_BYTES = 64 << 20
+#: Bytes of a dataset's leaf file (32 bytes per row: 33 million rows).
+DATASET_LEAVES_MAX_BYTES = 1 << 30
+#: Bytes of a pipeline config (TOML).
+PIPELINE_CONFIG_MAX_BYTES = 1 << 20
 
 # --- times ----------------------------------------------------------------------------------------------------
 #: Timestamps outside [TIME_MIN_YEAR, TIME_MAX_YEAR) are format errors: arithmetic on them cannot overflow.

@@ -17,6 +17,8 @@ __all__ = [
     "AttestationError",
     "AuditLogError",
     "CouldNotCheckError",
+    "DataAuditError",
+    "DatasetMismatchError",
     "FormatError",
     "HEMismatchError",
     "IntegrityError",
@@ -170,6 +172,27 @@ class ModelMismatchError(RejectedError):
         self.missing = missing or []
         self.extra = extra or []
         self.changed_tensors = changed_tensors or {}
+
+
+class DataAuditError(PolicyError):
+    """Training data has no passing signed poisoning audit (failed, missing, unsigned or about other data)."""
+
+    hint = ("clean the data (the audit names the suspect rows) and audit it again; training anyway needs the loud "
+            "override --unsafe-train-on-failed-audit")
+
+
+class DatasetMismatchError(ModelMismatchError):
+    """A dataset differs from its signed manifest; the changed, inserted or deleted rows are named."""
+
+    hint = "the data was modified after its manifest was signed: do not train on it"
+
+    def __init__(self, message: str | list[str] | tuple[str, ...], *, changed_rows: list[int] | None = None,
+                 inserted_rows: list[int] | None = None, deleted_rows: list[int] | None = None,
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.changed_rows = changed_rows or []
+        self.inserted_rows = inserted_rows or []
+        self.deleted_rows = deleted_rows or []
 
 
 class NoIdentityMatchedError(RejectedError):

@@ -35,6 +35,8 @@ COMMANDS: dict[str, str] = {
     "evidence": "qsafe.cli.evidence:evidence",
     "pki": "qsafe.cli.pki:pki",
     "robust": "qsafe.cli.robust:robust",
+    "pipeline": "qsafe.cli.pipeline:pipeline",
+    "dataset": "qsafe.cli.pipeline:dataset",
 }
 
 # One-line help shown by `qsafe --help` without importing any command module.
@@ -51,6 +53,8 @@ SHORT_HELP: dict[str, str] = {
     "evidence": "Sign and check signed model evidence (evaluations, model cards).",
     "pki": "A small post-quantum CA: root, intermediate and code-signing certificates.",
     "robust": "Attack, harden and certify a classifier; sign the evaluation.",
+    "pipeline": "Run the hardened fraud pipeline: signed data, audits, DP-SGD, theft defenses, gated release.",
+    "dataset": "Sign a dataset's row-level manifest or verify a copy against it (changed rows named).",
 }
 
 
