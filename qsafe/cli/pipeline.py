@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from qsafe import _limits
-from qsafe.cli._common import emit_json, load_private_key, read_passphrase
+from qsafe.cli._common import echo, emit_json, load_private_key, read_passphrase
+from qsafe.cli._options import json_option, passphrase_file_option
 from qsafe.errors import UsageError
 
 _CTX = {"help_option_names": ["-h", "--help"]}
@@ -28,8 +29,9 @@ def pipeline() -> None:
 @click.option("--until", "until", metavar="STAGE", help="Stop after this stage.")
 @click.option("--unsafe-train-on-failed-audit", is_flag=True,
               help="UNSAFE: train even when the poisoning audit failed (recorded in the model card).")
-@click.option("--passphrase-file", type=_FILE, help="Passphrase of protected keys ([keys] protect = true).")
-@click.option("--json", "as_json", is_flag=True, help="Print each stage's summary and the goal table as JSON.")
+@passphrase_file_option("Read the passphrase of protected keys ([keys] protect = true) from this file. Also: "
+                        "$QSAFE_PASSPHRASE.", exists=True)
+@json_option("Print each stage's summary and the goal table as JSON.")
 def run_cmd(config: Path, force: tuple[str, ...], until: str | None, unsafe_train_on_failed_audit: bool,
             passphrase_file: Path | None, as_json: bool) -> None:
     """Run (or resume) the pipeline described by CONFIG; writes the evidence and WORKDIR/report/report.md."""
@@ -44,7 +46,7 @@ def run_cmd(config: Path, force: tuple[str, ...], until: str | None, unsafe_trai
     passphrase = read_passphrase(passphrase_file) if cfg["keys"]["protect"] else None
 
     def progress(stage: str, line: str) -> None:
-        click.echo(f"qsafe: pipeline: {stage}: {line}", err=True)
+        echo(f"qsafe: pipeline: {stage}: {line}", err=True)
 
     result = run_pipeline(cfg, force=force, only=[until] if until else [], passphrase=passphrase, progress=progress)
     if as_json:
@@ -52,14 +54,14 @@ def run_cmd(config: Path, force: tuple[str, ...], until: str | None, unsafe_trai
         return
     goals = result.stages.get("report", {}).get("summary", {}).get("goals", {})
     for goal, g in goals.items():
-        click.echo(f"{'met    ' if g['met'] else 'NOT MET'}  {goal}: {g['measured']}")
+        echo(f"{'met    ' if g['met'] else 'NOT MET'}  {goal}: {g['measured']}")
     if result.report:
-        click.echo(f"report: {result.report}")
+        echo(f"report: {result.report}")
     click.echo(f"{result.seconds:.0f} s wall, {result.cpu_seconds:.0f} s CPU", err=True)
 
 
 @pipeline.command("stages", context_settings=_CTX)
-@click.option("--json", "as_json", is_flag=True, help="Print the stages as JSON.")
+@json_option("Print the stages as JSON.")
 def stages_cmd(as_json: bool) -> None:
     """List the pipeline's stages in the order they run."""
     from qsafe.fraud.stages import STAGES
@@ -82,8 +84,8 @@ def dataset() -> None:
 @click.option("--key", "key", type=_FILE, required=True, help="The data owner's private signing key.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Where to write the signed manifest (the leaf file goes to OUTPUT.leaves).")
-@click.option("--passphrase-file", type=_FILE, help="Passphrase of a protected key.")
-@click.option("--json", "as_json", is_flag=True, help="Print the manifest's summary as JSON.")
+@passphrase_file_option(exists=True)
+@json_option("Print the manifest's summary as JSON.")
 def dataset_sign(csv: Path, key: Path, output: Path, passphrase_file: Path | None, as_json: bool) -> None:
     """Sign CSV's manifest (file digest, header digest, Merkle root over rows, class counts)."""
     from qsafe._files import read_regular
@@ -114,7 +116,7 @@ def dataset_sign(csv: Path, key: Path, output: Path, passphrase_file: Path | Non
               help="The data owner's public key (a .pub file or a directory of them).")
 @click.option("--leaves", type=_FILE, help="The signed data's leaf file (default MANIFEST.leaves if present): names "
                                            "the changed rows.")
-@click.option("--json", "as_json", is_flag=True, help="Print the verified manifest as JSON.")
+@json_option("Print the verified manifest as JSON.")
 def dataset_verify(csv: Path, manifest: Path, key: Path, leaves: Path | None, as_json: bool) -> None:
     """Verify CSV against its signed manifest; silent on success, names changed/inserted/deleted rows (exit 12)."""
     from qsafe._files import read_regular
