@@ -205,6 +205,7 @@ def _check_outputs(opts: dict[str, Any]) -> None:
 
 
 def _render(report: Any, opts: dict[str, Any]) -> None:
+    from qsafe._text import printable  # `fl report` renders a results file: a defense name is one escaped line
     from qsafe.federated_sim import experiment
 
     if opts.get("as_json"):  # stdout holds the one JSON document; files are still written
@@ -220,7 +221,7 @@ def _render(report: Any, opts: dict[str, Any]) -> None:
         click.echo(experiment.matrix_markdown(report))
     else:
         for result in report.results:
-            click.echo("\n".join(_round_lines(result) + _summary_lines(result, report.reference)))
+            click.echo("\n".join(map(printable, _round_lines(result) + _summary_lines(result, report.reference))))
     if report.reference is not None and not opts["matrix"]:
         r = report.reference.final
         click.echo(f"attack-free FedAvg (same seed): accuracy {r.accuracy:.2%}, ASR floor {r.asr:.1%}, "

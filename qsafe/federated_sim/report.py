@@ -125,7 +125,9 @@ def matrix_markdown(report: Report) -> str:
             m = cell.get((defense, k))
             row.append("—" if m is None else f"{m.asr:.1%} ({m.raw_asr:.1%}) / {m.accuracy:.2%}")
         lines.append(f"| {defense} | " + " | ".join(row) + " |")
-    return "\n".join(lines) + "\n"
+    from qsafe._text import printable  # names come from a results file: each line stays one escaped line
+
+    return "\n".join(map(printable, lines)) + "\n"
 
 
 _STYLES = ("-", "--", "-.", ":")

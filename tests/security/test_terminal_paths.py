@@ -191,3 +191,15 @@ def test_no_message_is_built_with_newlines_in_a_string() -> None:
                 if name.endswith("Error"):
                     found.append(f"{path.relative_to(repo)}:{node.lineno}")
     assert not found, found
+
+
+def test_fl_report_of_a_results_file_with_a_hostile_defense_name(tmp_path: Path) -> None:
+    """`fl report` renders a results file someone else may have written: its names never forge a line."""
+    repo = Path(__file__).resolve().parents[2]
+    data = json.loads((repo / "examples" / "federated_backdoor" / "results" / "matrix_replace.json").read_text())
+    data["runs"][0]["config"]["defense"] = EVIL
+    (tmp_path / "r.json").write_text(json.dumps(data))
+    for extra in ([], ["--matrix"]):
+        r = qsafe("fl", "report", tmp_path / "r.json", *extra, code=0, cwd=tmp_path)
+        assert "\x1b" not in r.stdout and "\x07" not in r.stdout and SHOWN in r.stdout
+        assert not [line for line in r.stdout.splitlines() if line.startswith("qsafe: error: forged")]
