@@ -60,6 +60,18 @@ def goals_markdown(table: list[dict[str, Any]]) -> list[str]:
                                                 for g in table])
 
 
+def _scenario_order(scenarios: Mapping[str, Any]) -> list[str]:
+    """clean, random flips by size, targeted flips (each followed by its remediation)."""
+    import re
+
+    def key(name: str) -> tuple[int, float, bool]:
+        size = re.search(r"(\d+(?:\.\d+)?)pct", name)
+        kind = 0 if name == "clean" else 1 if name.startswith("random") else 2
+        return kind, float(size.group(1)) if size else 0.0, name.endswith("_remediated")
+
+    return sorted(scenarios, key=key)
+
+
 def _load_average() -> str:
     import os
 
@@ -145,7 +157,7 @@ def _plots(out: Path, results: Mapping[str, Any]) -> list[str]:
 
     sc = results["exercise"]["scenarios"]
     fig, ax = plt.subplots(figsize=(8, 3.6))
-    names = list(sc)
+    names = _scenario_order(sc)
     ax.bar(range(len(names)), [sc[n]["high_amount_recall"] for n in names], color="tab:blue")
     ax.set_xticks(range(len(names)), [n.replace("_", "\n") for n in names], fontsize=8)
     ax.set(ylim=(0, 1), ylabel="high-amount fraud recall", title="Label-flip poisoning (k-fold, non-DP MLP)")
@@ -202,7 +214,7 @@ def write_report(ctx: Context) -> dict[str, Any]:
     rows = [[n, s["high_amount_recall"], s["high_amount_recall_at_1pct_fpr"], s["pr_auc"], s["pr_auc_real_rate"],
              f"{s.get('audit_failed_folds', s.get('audit_failed_after_folds', '-'))}/{s['folds']}",
              f"{s.get('flips_found', s.get('flips_dropped_or_fixed', '-'))}/{s.get('flips', '-')}"]
-            for n, s in ex["scenarios"].items()]
+            for n, s in ((n, ex["scenarios"][n]) for n in _scenario_order(ex["scenarios"]))]
     lines += _table(["scenario", "high-amount recall@0.5", "@1% FPR", "PR-AUC", "PR-AUC (0.172%)",
                      "audit failed (folds)", "flips found"], rows)
     lines += ["", "![poisoning](poisoning.png)", ""]
@@ -240,7 +252,8 @@ def write_report(ctx: Context) -> dict[str, Any]:
               f"{rel['scores_identical']}."), ""]
     for what, r in rel["refusals"].items():
         lines.append(f"- {what.replace('_', ' ')}: refused = {r['refused']}"
-                     + (f" ({r['error']}, exit {r['exit_code']}: {r['message']})" if r["refused"] else ""))
+                     + (f" ({r['error']}, exit {r['exit_code']}: {r['message']}"
+                        + (f" {', '.join(r['failed'])}" if r.get("failed") else "") + ")" if r["refused"] else ""))
     lines += ["", "## Run", "", ("Wall and CPU seconds of each stage's last run (`state/STAGE.json`; CPU includes the "
                                  "worker processes). The machine's load average when the report was written: "
                                  + _load_average() + "."), ""]
