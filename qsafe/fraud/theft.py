@@ -258,7 +258,8 @@ class WatermarkTest:
 
 
 def check_watermark(suspect_score: npt.NDArray[Any], queries_selected: npt.NDArray[np.bool_],
-                    victim_fraud: npt.NDArray[np.bool_], *, alpha: float = 1e-3, cut: float = 0.5) -> WatermarkTest:
+                    victim_fraud: npt.NDArray[np.bool_], *, alpha: float = 1e-3, cut: float = 0.5,
+                    queries: npt.NDArray[Any] | None = None) -> WatermarkTest:
     """Did the suspect learn this key's watermarked answers?
 
     Args:
@@ -268,6 +269,10 @@ def check_watermark(suspect_score: npt.NDArray[Any], queries_selected: npt.NDArr
         victim_fraud: the deployed model's own decision on each (only the queries it approved are compared).
         alpha: significance: the bound on the test's false-positive rate for any model that never learned from
             the watermarked answers. cut: the suspect's decision threshold (for the counts reported).
+        queries: the logged query rows. When given, each distinct row counts once: the selection is a function of
+            the row, so a row sent twice is one trial, not two (counting repeats inflates the evidence and breaks
+            the bound on the false-positive rate: a model with idiosyncratic scores on a few repeated rows was
+            "identified" at p 6e-4 in one run before this).
 
     Returns:
         Counts and the one-sided p-value: Mann-Whitney U on scores (trigger above control), or Fisher's exact test
@@ -277,6 +282,15 @@ def check_watermark(suspect_score: npt.NDArray[Any], queries_selected: npt.NDArr
     from scipy.stats import fisher_exact, mannwhitneyu
 
     score = np.asarray(suspect_score)
+    if queries is not None:
+        rows = np.ascontiguousarray(queries)
+        if len(rows) != len(score):
+            raise InvalidInputError("queries and scores must have one row each per logged query")
+        _, first = np.unique(rows.reshape(len(rows), -1), axis=0, return_index=True)
+        keep = np.sort(first)
+        score = score[keep]
+        queries_selected = np.asarray(queries_selected)[keep]
+        victim_fraud = np.asarray(victim_fraud)[keep]
     decisions = score.dtype == bool
     fraud = score if decisions else score >= cut
     approved = ~np.asarray(victim_fraud, dtype=bool)

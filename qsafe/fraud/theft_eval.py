@@ -71,7 +71,7 @@ def _attack(task: tuple[Any, ...]) -> dict[str, Any]:
     wm = None
     if final is not None:
         wm = check_watermark(final.score(q), watermark.selected(key, q), victim_fraud, alpha=wm_alpha,
-                             cut=final.cut).as_dict()
+                             cut=final.cut, queries=q).as_dict()
     return {"stream": stream, "mode": mode, "key": key, "flag": flag, "curve": curve,
             "f1_at_flag": at_flag["f1"] if at_flag else None,
             "fidelity_f1_at_flag": at_flag["fidelity_f1"] if at_flag else None,
@@ -120,7 +120,7 @@ def theft_audit(scorer: Scorer, *, reference: npt.NDArray[np.float32], pool_x: n
     wm_fp = []
     for name, model in independent.items():
         for key, (q, victim_fraud, selected) in logs.items():
-            test = check_watermark(model(q), selected, victim_fraud, alpha=watermark_alpha)
+            test = check_watermark(model(q), selected, victim_fraud, alpha=watermark_alpha, queries=q)
             wm_fp.append({"model": name, "key": key, **test.as_dict()})
     if progress:
         progress(f"watermark: {sum(t['identified'] for t in wm_tp)}/{len(wm_tp)} copies identified, "
