@@ -82,3 +82,18 @@ def test_extraction_copies_a_model(rows) -> None:  # type: ignore[no-untyped-def
     assert f1(copy(rows[3000:]), y[3000:]) > 0.8
     with pytest.raises(InvalidInputError):
         query_stream("adaptive", rows, y, 10)
+
+
+def test_a_repeated_query_is_one_trial_of_the_watermark_test(rows) -> None:  # type: ignore[no-untyped-def]
+    wm = ResponseWatermark(b"s" * 32, rate=0.05)
+    distinct = rows[:300]
+    stream = np.concatenate([distinct, distinct[:100], distinct[:100]])  # 100 rows sent three times
+    selected, victim = wm.selected("k", stream), _victim(stream) >= 0.5
+    # a model whose scores are a fixed function of the row: the triggers among the repeated rows decide the test
+    score = np.random.default_rng(3).random(len(distinct))[np.r_[np.arange(300), np.arange(100), np.arange(100)]]
+    once = check_watermark(score, selected, victim, queries=stream)
+    assert once.triggers + once.controls == int((~(_victim(distinct) >= 0.5)).sum())  # each distinct row once
+    counted = check_watermark(score, selected, victim)
+    assert counted.triggers + counted.controls > once.triggers + once.controls
+    with pytest.raises(InvalidInputError):
+        check_watermark(score, selected, victim, queries=stream[:10])
