@@ -180,7 +180,8 @@ def _up_to_date(cfg: PipelineConfig, stage: Any) -> dict[str, Any] | None:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    inputs = {**stage.external_inputs(cfg), **(_current(cfg, stage.inputs) or {"?": "missing"})}
+    current = _current(cfg, stage.inputs)  # {} for a stage without inputs (keys): up to date, not "missing"
+    inputs = {**stage.external_inputs(cfg), **(current if current is not None else {"?": "missing"})}
     if record.get("config") != cfg.digest(*stage.sections) or record.get("inputs") != inputs:
         return None
     if record.get("outputs") != _current(cfg, stage.outputs_for(cfg)):
