@@ -1,5 +1,7 @@
-"""ART (adversarial-robustness-toolbox 1.20.1) as the independent peer: its PGD, APGD and adversarial trainer
-run on the same torch model, for tests and benchmarks. Imported only there (ART is a test dependency)."""
+"""ART (adversarial-robustness-toolbox 1.20.1) as the independent peer: its PGD and APGD run on the same torch
+model -- in tests and benchmarks, and as the ``art-pgd`` / ``art-apgd-ce`` attacks of ``qsafe robust attack`` and
+``report --with-art``, whose per-image results join qsafe's in the worst case. ART is not in the ``robust``
+extra: without it those attacks fail with MissingDependencyError (exit 5)."""
 
 from __future__ import annotations
 
@@ -28,34 +30,60 @@ def _norm(norm: str) -> Any:
     return np.inf if norm == "linf" else 2
 
 
-def pgd(model: Any, x: np.ndarray, y: np.ndarray, epsilon: float, norm: str = "linf", *, steps: int = 40,
-        restarts: int = 1, step_size: float | None = None, seed: int = 0) -> float:
-    """Accuracy under ART's ProjectedGradientDescent (same eps, step size 2.5*eps/steps, restarts)."""
-    from art.attacks.evasion import ProjectedGradientDescent
+def _attack_module() -> Any:
+    try:
+        from art.attacks import evasion
+    except ImportError as exc:  # pragma: no cover - the dev install has ART
+        raise MissingDependencyError("the ART attacks need adversarial-robustness-toolbox==1.20.1 and packaging",
+                                     hint="pip install adversarial-robustness-toolbox==1.20.1 packaging") from exc
+    return evasion
 
+
+def pgd_examples(model: Any, x: np.ndarray, y: np.ndarray, epsilon: float, norm: str = "linf", *, steps: int = 40,
+                 restarts: int = 1, step_size: float | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """ART's ProjectedGradientDescent (same eps, step size 2.5*eps/steps, restarts) on ``(x, y)``.
+
+    Returns:
+        ``(x_adv, broken)``: ART's adversarial examples and a bool mask of those the model misclassifies.
+    """
     np.random.seed(seed)
     torch().manual_seed(seed)
-    attack = ProjectedGradientDescent(classifier(model), norm=_norm(norm), eps=epsilon,
-                                      eps_step=step_size or 2.5 * epsilon / steps, max_iter=steps,
-                                      num_random_init=restarts, batch_size=512, verbose=False)
-    return _accuracy(model, attack.generate(x=x, y=y), y)
+    attack = _attack_module().ProjectedGradientDescent(
+        classifier(model), norm=_norm(norm), eps=epsilon, eps_step=step_size or 2.5 * epsilon / steps,
+        max_iter=steps, num_random_init=restarts, batch_size=512, verbose=False)
+    x_adv = attack.generate(x=x, y=y).astype(np.float32)
+    return x_adv, _wrong(model, x_adv, y)
+
+
+def apgd_examples(model: Any, x: np.ndarray, y: np.ndarray, epsilon: float, norm: str = "linf", *, steps: int = 100,
+                  restarts: int = 1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """ART's AutoProjectedGradientDescent with the cross-entropy loss; returns ``(x_adv, broken)``."""
+    np.random.seed(seed)
+    torch().manual_seed(seed)
+    attack = _attack_module().AutoProjectedGradientDescent(
+        classifier(model), norm=_norm(norm), eps=epsilon, eps_step=2 * epsilon, max_iter=steps,
+        nb_random_init=restarts, batch_size=512, loss_type="cross_entropy", verbose=False)
+    x_adv = attack.generate(x=x, y=y).astype(np.float32)
+    return x_adv, _wrong(model, x_adv, y)
+
+
+def pgd(model: Any, x: np.ndarray, y: np.ndarray, epsilon: float, norm: str = "linf", *, steps: int = 40,
+        restarts: int = 1, step_size: float | None = None, seed: int = 0) -> float:
+    """Accuracy under ART's ProjectedGradientDescent."""
+    _, broken = pgd_examples(model, x, y, epsilon, norm, steps=steps, restarts=restarts, step_size=step_size,
+                             seed=seed)
+    return 1.0 - float(np.mean(broken))
 
 
 def apgd(model: Any, x: np.ndarray, y: np.ndarray, epsilon: float, norm: str = "linf", *, steps: int = 100,
          restarts: int = 1, seed: int = 0) -> float:
     """Accuracy under ART's AutoProjectedGradientDescent with the cross-entropy loss."""
-    from art.attacks.evasion import AutoProjectedGradientDescent
-
-    np.random.seed(seed)
-    torch().manual_seed(seed)
-    attack = AutoProjectedGradientDescent(classifier(model), norm=_norm(norm), eps=epsilon, eps_step=2 * epsilon,
-                                          max_iter=steps, nb_random_init=restarts, batch_size=512,
-                                          loss_type="cross_entropy", verbose=False)
-    return _accuracy(model, attack.generate(x=x, y=y), y)
+    _, broken = apgd_examples(model, x, y, epsilon, norm, steps=steps, restarts=restarts, seed=seed)
+    return 1.0 - float(np.mean(broken))
 
 
-def _accuracy(model: Any, x_adv: np.ndarray, y: np.ndarray) -> float:
+def _wrong(model: Any, x_adv: np.ndarray, y: np.ndarray) -> np.ndarray:
     t = torch()
     with t.no_grad():
-        pred = model(t.from_numpy(x_adv.astype(np.float32))).argmax(1).numpy()
-    return float(np.mean(pred == y))
+        pred = model(t.from_numpy(x_adv)).argmax(1).numpy()
+    return np.asarray(pred != y)

@@ -20,7 +20,7 @@ from typing import Any
 from qsafe.errors import UsageError
 from qsafe.robustness._torch import torch
 
-__all__ = ["ATTACKS", "AttackSpec", "apgd_ce", "fgsm", "pgd", "run_attack"]
+__all__ = ["ART_ATTACKS", "ATTACKS", "AttackSpec", "apgd_ce", "fgsm", "pgd", "run_attack"]
 
 NORMS = ("linf", "l2")
 
@@ -30,7 +30,8 @@ class AttackSpec:
     """One attack configuration.
 
     Attributes:
-        name: ``fgsm``, ``pgd`` or ``apgd-ce``.
+        name: ``fgsm``, ``pgd`` or ``apgd-ce`` (qsafe's), or ``art-pgd`` / ``art-apgd-ce`` (ART 1.20.1's, run on
+            the same model; a test dependency).
         norm: ``linf`` or ``l2``.
         epsilon: radius of the ball.
         steps: iterations (PGD default 40, APGD 100; FGSM 1).
@@ -48,8 +49,10 @@ class AttackSpec:
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "norm": self.norm, "epsilon": self.epsilon, "steps": self.steps,
                                "restarts": self.restarts}
-        if self.name == "pgd":
+        if self.name in ("pgd", "art-pgd"):
             out["step_size"] = self.pgd_step()
+        if self.name in ART_ATTACKS:
+            out["engine"] = "adversarial-robustness-toolbox"
         return out
 
     def pgd_step(self) -> float:
@@ -236,11 +239,33 @@ def run_attack(model: Any, x: Any, y: Any, spec: AttackSpec, gen: Any = None, ba
         elif spec.name == "apgd-ce":
             adv, broken = apgd_ce(model, xb, yb, spec.epsilon, spec.norm, steps=spec.steps, restarts=spec.restarts,
                                   gen=gen)
+        elif spec.name in ART_ATTACKS:
+            adv, broken = _run_art(model, xb, yb, spec, gen)
         else:
-            raise UsageError(f"unknown attack {spec.name!r}; choose from {', '.join(ATTACKS)}")
+            raise UsageError(f"unknown attack {spec.name!r}; choose from {', '.join(ATTACKS + ART_ATTACKS)}")
         outs.append(adv)
         masks.append(broken)
     return t.cat(outs), t.cat(masks)
 
 
+def _run_art(model: Any, x: Any, y: Any, spec: AttackSpec, gen: Any) -> tuple[Any, Any]:
+    """ART's PGD or APGD-CE on one batch (seeded from ``gen``), as ``(x_adv, broken)`` tensors."""
+    import numpy as np
+
+    from qsafe.robustness import _art
+
+    t = torch()
+    _check(spec.norm, spec.epsilon)
+    seed = int(t.randint(0, 2**31 - 1, (1,), generator=gen)) if gen is not None else 0
+    xn, yn = x.detach().numpy(), y.numpy()
+    if spec.name == "art-pgd":
+        adv, broken = _art.pgd_examples(model, xn, yn, spec.epsilon, spec.norm, steps=spec.steps,
+                                        restarts=spec.restarts, step_size=spec.pgd_step(), seed=seed)
+    else:
+        adv, broken = _art.apgd_examples(model, xn, yn, spec.epsilon, spec.norm, steps=spec.steps,
+                                         restarts=spec.restarts, seed=seed)
+    return t.from_numpy(np.ascontiguousarray(adv)), t.from_numpy(np.asarray(broken, dtype=bool))
+
+
 ATTACKS = ("fgsm", "pgd", "apgd-ce")
+ART_ATTACKS = ("art-pgd", "art-apgd-ce")

@@ -43,10 +43,15 @@ def clean_accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(pred == y))
 
 
-def default_attacks(norm: str, epsilon: float, *, restarts: int = 5) -> list[AttackSpec]:
-    """The suite run at each epsilon: FGSM, PGD-40 with restarts, APGD-CE-100."""
-    return [AttackSpec("fgsm", norm, epsilon, steps=1), AttackSpec("pgd", norm, epsilon, steps=40, restarts=restarts),
-            AttackSpec("apgd-ce", norm, epsilon, steps=100, restarts=1)]
+def default_attacks(norm: str, epsilon: float, *, restarts: int = 5, art: bool = False) -> list[AttackSpec]:
+    """The suite run at each epsilon: FGSM, PGD-40 with restarts, APGD-CE-100; with ``art`` also ART's PGD-40
+    (one random start) and APGD-CE-100, whose per-image results join the worst case."""
+    specs = [AttackSpec("fgsm", norm, epsilon, steps=1), AttackSpec("pgd", norm, epsilon, steps=40, restarts=restarts),
+             AttackSpec("apgd-ce", norm, epsilon, steps=100, restarts=1)]
+    if art:
+        specs += [AttackSpec("art-pgd", norm, epsilon, steps=40, restarts=1),
+                  AttackSpec("art-apgd-ce", norm, epsilon, steps=100, restarts=1)]
+    return specs
 
 
 def evaluate_attacks(model: Any, x: np.ndarray, y: np.ndarray, specs: Sequence[AttackSpec], *, seed: int = 0,

@@ -28,17 +28,22 @@ class Evaluation:
 
 def evaluate(model: Any, info: dict[str, Any], x: np.ndarray, y: np.ndarray, *, dataset: dict[str, Any],
              norm: str = "linf", epsilons: Sequence[float] = (), attacks: Sequence[str] = ("fgsm", "pgd", "apgd-ce"),
-             restarts: int = 5, sigma: float | None = None, radii: Sequence[float] = (), n0: int = 100,
+             restarts: int = 5, art: bool = False, sigma: float | None = None, radii: Sequence[float] = (), n0: int = 100,
              n: int = 10_000, alpha: float = 0.001, seed: int = 0, masking_epsilon: float | None = None,
              progress: Callable[[str], None] | None = None) -> Evaluation:
-    """Run the evaluation; every figure is a fraction of ``len(y)`` samples."""
+    """Run the evaluation; every figure is a fraction of ``len(y)`` samples.
+
+    With ``art``, ART's PGD and APGD-CE run beside qsafe's attacks and a sample is robust at an epsilon only if
+    every attack (qsafe's and ART's) fails on it.
+    """
     from qsafe.robustness import evaluation as ev
     from qsafe.robustness import smoothing
 
     say = progress or (lambda _m: None)
     clean = ev.clean_accuracy(model, x, y)
     say(f"clean accuracy {clean:.4f} on {len(y)} samples")
-    specs = [s for e in epsilons for s in ev.default_attacks(norm, e, restarts=restarts) if s.name in attacks]
+    names = tuple(attacks) + (("art-pgd", "art-apgd-ce") if art else ())
+    specs = [s for e in epsilons for s in ev.default_attacks(norm, e, restarts=restarts, art=art) if s.name in names]
     results: list[dict[str, Any]] = [r.as_dict() for r in ev.evaluate_attacks(model, x, y, specs, seed=seed,
                                                                                 progress=say)]
     large = None

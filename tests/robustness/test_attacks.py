@@ -86,3 +86,25 @@ def test_qsafe_pgd_at_least_as_strong_as_art(small_model, digits_split) -> None:
                                        A.AttackSpec("apgd-ce", "linf", 0.1, steps=20), gen=_gen())[1].float().mean())
     assert ours_apgd <= art.apgd(small_model, x, y, 0.1, steps=20) + 0.02
     assert np.isfinite(theirs)
+
+
+def test_art_attacks_join_the_worst_case_image_by_image(small_model, digits_split) -> None:
+    pytest.importorskip("art")
+    _, te = digits_split
+    x, y = torch.from_numpy(te.x[:60]), torch.from_numpy(te.y[:60])
+    specs = [A.AttackSpec("pgd", "linf", 0.1, steps=10), A.AttackSpec("art-pgd", "linf", 0.1, steps=10),
+             A.AttackSpec("art-apgd-ce", "linf", 0.1, steps=10)]
+    masks = []
+    for spec in specs:
+        adv, broken = A.run_attack(small_model, x, y, spec, gen=_gen())
+        delta = (adv - x).flatten(1).abs().max(1).values
+        assert float(delta.max()) <= 0.1 + 1e-5 and float(adv.min()) >= 0 and float(adv.max()) <= 1
+        with torch.no_grad():  # ART's examples are judged by the model itself
+            assert torch.equal(small_model(adv).argmax(1) != y, broken)
+        masks.append(broken)
+    (res,) = evaluate_attacks(small_model, te.x[:60], te.y[:60], specs)
+    union = masks[0] | masks[1] | masks[2]
+    assert res.robust_accuracy == pytest.approx(1 - float(union.float().mean()))
+    assert [a["name"] for a in res.attacks] == ["pgd", "art-pgd", "art-apgd-ce"]
+    assert res.attacks[1]["engine"] == "adversarial-robustness-toolbox"
+    assert res.robust_accuracy <= min(a["accuracy"] for a in res.attacks)
