@@ -145,8 +145,10 @@ def train(output: Path, recipe: str, epsilon: float, sigma: float, epochs: int, 
 
 @robust.command()
 @model_options
-@click.option("--attack", "attacks", multiple=True, type=click.Choice(["fgsm", "pgd", "apgd-ce"]),
-              help="Attack(s) to run (repeatable; default all three).")
+@click.option("--attack", "attacks", multiple=True,
+              type=click.Choice(["fgsm", "pgd", "apgd-ce", "art-pgd", "art-apgd-ce"]),
+              help="Attack(s) to run (repeatable; default qsafe's three). art-* run ART 1.20.1's PGD / APGD-CE on the "
+                   "same model (needs adversarial-robustness-toolbox).")
 @click.option("--norm", type=click.Choice(["linf", "l2"]), default="linf", show_default=True)
 @click.option("--epsilon", "epsilons", multiple=True, type=float, required=True, help="Radius (repeatable).")
 @click.option("--steps", type=click.IntRange(min=1), help="Iterations (default PGD 40, APGD 100).")
@@ -164,7 +166,7 @@ def attack(model: Path, signature: Path | None, keys: tuple[Path, ...], attacks:
     net, _, _ = open_model(model, signature, keys, say)
     data = _test_set(samples)
     names = attacks or ("fgsm", "pgd", "apgd-ce")
-    specs = [AttackSpec(n, norm, e, steps=1 if n == "fgsm" else steps or (100 if n == "apgd-ce" else 40),
+    specs = [AttackSpec(n, norm, e, steps=1 if n == "fgsm" else steps or (100 if n.endswith("apgd-ce") else 40),
                         restarts=1 if n == "fgsm" else restarts) for e in epsilons for n in names]
     results = evaluate_attacks(net, data.x, data.y, specs, seed=seed, progress=say)
     clean = clean_accuracy(net, data.x, data.y)
@@ -264,6 +266,9 @@ def predict(model: Path, signature: Path | None, keys: tuple[Path, ...], sigma: 
 @click.option("--norm", type=click.Choice(["linf", "l2"]), default="linf", show_default=True)
 @click.option("--epsilon", "epsilons", multiple=True, type=float, help="Attack radius (repeatable).")
 @click.option("--restarts", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--with-art", "with_art", is_flag=True,
+              help="Also run ART 1.20.1's PGD-40 and APGD-CE-100 at each epsilon; an image is robust only if every "
+                   "attack, qsafe's and ART's, fails (needs adversarial-robustness-toolbox).")
 @click.option("--masking-epsilon", type=float, help="Also check accuracy falls to ~0 at this large epsilon.")
 @click.option("--sigma", type=float, help="Certify the model smoothed with this noise level.")
 @click.option("--radius", "radii", multiple=True, type=float, help="Certified radius to report (repeatable).")
@@ -276,7 +281,7 @@ def predict(model: Path, signature: Path | None, keys: tuple[Path, ...], sigma: 
 @passphrase_file_option("Passphrase of a protected --sign key.", exists=True)
 @common_options
 def report(model: Path, signature: Path | None, keys: tuple[Path, ...], norm: str, epsilons: tuple[float, ...],
-           restarts: int, masking_epsilon: float | None, sigma: float | None, radii: tuple[float, ...], n0: int,
+           restarts: int, with_art: bool, masking_epsilon: float | None, sigma: float | None, radii: tuple[float, ...], n0: int,
            n: int, alpha: float, plot_path: Path | None, output: Path | None, sign_key: Path | None,
            passphrase_file: Path | None, samples: int | None, seed: int, quiet: bool, as_json: bool) -> None:
     """Evaluate MODEL (attacks, certification), print tables, plot, and write a signed evaluation."""
@@ -306,8 +311,8 @@ def report(model: Path, signature: Path | None, keys: tuple[Path, ...], norm: st
     dataset = {"name": data.name, "digest": data.digest, "samples": len(data.y),
                "split": "sklearn train_test_split(test_size=360, stratify=y, random_state=0) of load_digits, /16"}
     ev = evaluate(net, {"file": _model_file(model).name, "digest": digest, **info}, data.x, data.y, dataset=dataset,
-                  norm=norm, epsilons=epsilons, restarts=restarts, sigma=sigma, radii=radii, n0=n0, n=n, alpha=alpha,
-                  seed=seed, masking_epsilon=masking_epsilon, progress=say)
+                  norm=norm, epsilons=epsilons, restarts=restarts, art=with_art, sigma=sigma, radii=radii, n0=n0, n=n,
+                  alpha=alpha, seed=seed, masking_epsilon=masking_epsilon, progress=say)
     if plot_path is not None:
         plot(ev, plot_path, title=f"{model.name}")
     if output is not None:
@@ -334,21 +339,33 @@ def report(model: Path, signature: Path | None, keys: tuple[Path, ...], norm: st
 @click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True, help="Hardened model epochs.")
 @click.option("--adversarial", type=click.IntRange(min=0), default=0, show_default=True,
               help="Training spam re-attacked (greedy) per epoch for the hardened model.")
+@click.option("--greedy-only", is_flag=True,
+              help="Attack the hardened classifier with the greedy attack only (default: also the adaptive beam "
+                   "attack, and report the worst case per message).")
+@click.option("--beam", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Beam width of the adaptive attack.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
 @json_option("Print the results as JSON.")
-def text_cmd(defenses: tuple[str, ...], budget: int, samples: int | None, epochs: int, adversarial: int, seed: int,
-             quiet: bool, as_json: bool) -> None:
-    """SMS spam evasion: attack success rate at edit budgets 1..BUDGET, undefended vs hardened."""
+def text_cmd(defenses: tuple[str, ...], budget: int, samples: int | None, epochs: int, adversarial: int,
+             greedy_only: bool, beam: int, seed: int, quiet: bool, as_json: bool) -> None:
+    """SMS spam evasion: attack success rate at edit budgets 1..BUDGET, undefended vs hardened.
+
+    The hardened row is the worst case per message over the greedy attack and the adaptive attack (which knows the
+    word recognition and searches edit sequences); the JSON lists each attack's own rates under ``attacks``."""
     from qsafe.robustness.text import run_text_scenario
 
     _setup(seed)
     say = _say(quiet)
     results = run_text_scenario(list(defenses) or ["none", "hardened"], budget=budget, samples=samples,
-                                epochs=epochs, adversarial=adversarial, seed=seed, progress=say)
+                                epochs=epochs, adversarial=adversarial, adaptive=not greedy_only, beam=beam,
+                                seed=seed, progress=say)
     if as_json:
         emit_json(results)
         return
     click.echo(f"{'model':10} {'clean acc':>9}  " + "  ".join(f"ASR@{b}" for b in range(1, budget + 1)))
     for name, r in results["models"].items():
         click.echo(f"{name:10} {r['clean_accuracy']:9.4f}  " + "  ".join(f"{v:5.3f}" for v in r["success_rate"]))
+        if "adaptive" in r["attacks"]:
+            for attack in ("greedy", "adaptive"):
+                click.echo(f"  {attack:18}  " + "  ".join(f"{v:5.3f}" for v in r["attacks"][attack]))

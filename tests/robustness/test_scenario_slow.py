@@ -27,22 +27,14 @@ def _load(name: str):
 
 
 def _worst(model, x, y, eps: float) -> tuple[float, dict[str, float]]:
-    from qsafe.robustness import _art
-    from qsafe.robustness.attacks import AttackSpec, run_attack
+    """Worst case image by image over qsafe's FGSM, PGD-40x5, APGD-CE-100 and ART's PGD-40, APGD-CE-100: an image
+    is robust only if all five fail on it (what `qsafe robust report --with-art` computes)."""
+    from qsafe.robustness.evaluation import default_attacks, evaluate_attacks
 
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    broken = torch.zeros(len(y), dtype=torch.bool)
-    acc = {}
-    for spec in (AttackSpec("fgsm", "linf", eps), AttackSpec("pgd", "linf", eps, steps=40, restarts=5),
-                 AttackSpec("apgd-ce", "linf", eps, steps=100)):
-        g = torch.Generator()
-        g.manual_seed(0)
-        _, b = run_attack(model, xt, yt, spec, gen=g)
-        acc[spec.name] = 1 - float(b.float().mean())
-        broken |= b
-    acc["art-pgd"] = _art.pgd(model, x, y, eps, steps=40)
-    acc["art-apgd"] = _art.apgd(model, x, y, eps, steps=100)
-    return 1 - float(broken.float().mean()), acc
+    (res,) = evaluate_attacks(model, x, y, default_attacks("linf", eps, restarts=5, art=True))
+    acc = {a["name"]: a["accuracy"] for a in res.attacks}
+    assert res.robust_accuracy <= min(acc.values())
+    return res.robust_accuracy, acc
 
 
 @pytest.mark.parametrize("name,eps,clean_goal,robust_goal", [
@@ -57,12 +49,13 @@ def test_hardened_models(name: str, eps: float, clean_goal: float, robust_goal: 
     clean = clean_accuracy(model, te.x, te.y)
     worst, acc = _worst(model, te.x, te.y, eps)
     assert acc["pgd"] <= acc["art-pgd"] + 0.01, acc  # qsafe's PGD at least as strong as ART's
+    assert acc["apgd-ce"] <= acc["art-apgd-ce"] + 0.01, acc
     assert acc["apgd-ce"] <= acc["pgd"] + 0.05 and acc["fgsm"] >= acc["pgd"] - 0.02, acc  # no masking signs
-    # the robustness claim does not rest on qsafe's attack alone: ART's attacks find no more
-    assert min(acc["art-pgd"], acc["art-apgd"]) >= worst - 0.02, acc
     print(name, clean, worst, acc)
     assert clean >= clean_goal
-    assert min(worst, acc["art-pgd"], acc["art-apgd"]) >= robust_goal - 0.03  # see docs for the exact figure
+    # the worst case over qsafe's and ART's attacks, image by image (docs: the goal table's figures, qsafe's three
+    # attacks image by image with ART's beside them; same 3-point tolerance as before the union)
+    assert worst >= robust_goal - 0.03
 
 
 def test_standard_model_and_masking(digits_split) -> None:
@@ -93,11 +86,16 @@ def test_smoothing_certificates(digits_split) -> None:
     assert certified_accuracy(certs, te.y[idx], 0.5) >= 0.55
 
 
+@pytest.mark.timeout(1800)  # two trainings (the hardened one ~4 min at normal load) and three attacks
 def test_text_scenario() -> None:
     from qsafe.robustness.text import run_text_scenario
 
-    out = run_text_scenario(["none", "hardened"], budget=3, samples=60)
+    out = run_text_scenario(["none", "hardened"], budget=3, samples=60, beam=4, doubles=8)
     none, hard = out["models"]["none"], out["models"]["hardened"]
     assert none["success_rate"][2] > 0.3  # the undefended classifier is evaded
+    greedy, adaptive = hard["attacks"]["greedy"], hard["attacks"]["adaptive"]
+    # the worst case per message is at least each attack's rate, and no more than both together
+    for b in range(3):
+        assert max(greedy[b], adaptive[b]) <= hard["success_rate"][b] <= greedy[b] + adaptive[b] + 1e-9
     assert hard["success_rate"][2] < none["success_rate"][2] / 2
     assert hard["clean_accuracy"] >= none["clean_accuracy"] - 0.01
