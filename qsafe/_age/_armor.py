@@ -56,8 +56,11 @@ class ByteSource:
             view[:n] = self.buf[:n]
             del self.buf[:n]
             return n
-        if hasattr(self.rest, "readinto"):
-            return int(self.rest.readinto(view) or 0)
+        # readinto1 (one system call) where the file has it: a buffered readinto loops in C until the view is full
+        # and would not return to Python, where a SIGTERM's handler runs, while a pipe's writer pauses.
+        reader = getattr(self.rest, "readinto1", None) or getattr(self.rest, "readinto", None)
+        if reader is not None:
+            return int(reader(view) or 0)
         data = self.read(len(view))
         view[: len(data)] = data
         return len(data)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import signal
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -93,6 +94,27 @@ class _Task:
             return self.result
 
 
+# Signals that end a command (the CLI turns them into exits 130/143/129 after its clean-up).
+_ENDING_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+def _start_deaf(threads: list[threading.Thread]) -> None:
+    """Start ``threads`` with the ending signals blocked in them.
+
+    The kernel hands a process-directed signal to any thread that does not block it. Delivered to a worker, Python
+    only sets a flag, while the thread that reads the input may sit in a ``read`` of a pipe whose writer is still
+    open (``producer | qsafe decrypt``, then ``kill`` of qsafe alone): that read is never interrupted and the
+    command would hang instead of exiting 143. Blocked in the workers, the signal goes to the reading thread,
+    interrupts its ``read`` (EINTR) and runs the handler there.
+    """
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING_SIGNALS)
+    try:
+        for thread in threads:
+            thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 class _Pool:
     """A few worker threads fed by a queue (concurrent.futures costs ~20 ms of imports, logging included)."""
 
@@ -101,8 +123,7 @@ class _Pool:
         self.cancelled = False
         self.threads = [threading.Thread(target=self._loop, name=f"qsafe-age-{i}", daemon=True)
                         for i in range(workers)]
-        for thread in self.threads:
-            thread.start()
+        _start_deaf(self.threads)
 
     def _loop(self) -> None:
         while (task := self.tasks.get()) is not None:
@@ -124,7 +145,9 @@ class _Pool:
 def _fill(src: BinaryIO, buf: memoryview) -> int:
     """Fill ``buf`` from ``src`` (looping over short reads); fewer bytes only at end of input."""
     view, got = memoryview(buf), 0
-    reader = getattr(src, "readinto", None)
+    # One system call per readinto1: a buffered readinto loops in C until ``buf`` is full, so a signal arriving
+    # between two of its reads would wait for the writer of a pipe (forever, if it stopped) before its handler runs.
+    reader = getattr(src, "readinto1", None) or getattr(src, "readinto", None)
     while got < len(buf):
         if reader is not None:
             n = reader(view[got:]) or 0

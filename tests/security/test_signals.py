@@ -46,6 +46,23 @@ def _wait_for(predicate, what: str, timeout: float = 60) -> None:  # type: ignor
         time.sleep(0.02)
 
 
+def _signal_and_wait(proc: subprocess.Popen[bytes], sig: signal.Signals) -> bytes:
+    """Send ``sig`` and wait for the exit with stdin still open: closing it first (as communicate() does) would race
+    the signal with end-of-input, and the command may then rightly report a truncated file (exit 14) instead."""
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    assert proc.stderr is not None
+    return proc.stderr.read()
+
+
+def _close(proc: subprocess.Popen[bytes]) -> None:
+    proc.kill()
+    proc.wait()
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
 def _temps(where: Path) -> list[Path]:
     return [p for p in where.iterdir() if p.name.endswith(".qsafe-tmp")]
 
@@ -64,10 +81,9 @@ def test_signal_mid_decrypt_removes_the_partial_plaintext(tmp_path: Path, sealed
         proc.stdin.write(data[: len(data) - 100_000])  # everything but the last chunks: it waits for the rest
         proc.stdin.flush()
         _wait_for(lambda: _partial(tmp_path), "authenticated plaintext in the temporary output")
-        proc.send_signal(sig)
-        _, stderr = proc.communicate(timeout=60)
+        stderr = _signal_and_wait(proc, sig)
     finally:
-        proc.kill()
+        _close(proc)
     assert proc.returncode == code, stderr.decode()
     assert f"interrupted by {sig.name}" in stderr.decode() and "internal error" not in stderr.decode()
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no plain.bin, no .plain.bin.*.qsafe-tmp
@@ -90,10 +106,9 @@ def test_sigterm_mid_extract_removes_the_temporary_folder(tmp_path: Path) -> Non
         proc.stdin.write(data[: len(data) - 100_000])
         proc.stdin.flush()
         _wait_for(lambda: _partial(work), "extracted data in the temporary folder")
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=60)
+        stderr = _signal_and_wait(proc, signal.SIGTERM)
     finally:
-        proc.kill()
+        _close(proc)
     assert proc.returncode == 143, stderr.decode()
     assert list(work.iterdir()) == []
 
