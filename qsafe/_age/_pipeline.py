@@ -11,9 +11,11 @@ chunk rules (final flag, full-length final chunk, trailing data, truncation) are
 
 from __future__ import annotations
 
+import io
 import mmap
 import os
 import signal
+import stat
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -142,6 +144,50 @@ class _Pool:
             thread.join()
 
 
+def _may_block(src: BinaryIO) -> bool:
+    """Whether ``src`` is an unbuffered file (alone or behind the armor sniffer's prefix) whose reads can wait for
+    another process (a pipe, socket or terminal), not only for a disk. Only such a file is read on a helper
+    thread: it holds no lock that the interpreter's shutdown would wait for (a buffered reader does)."""
+    raw = getattr(src, "rest", src)
+    if not isinstance(raw, io.FileIO):
+        return False
+    try:
+        mode = os.fstat(raw.fileno()).st_mode
+    except (OSError, ValueError):
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISBLK(mode))
+
+
+def _fill_interruptibly(src: BinaryIO, buf: memoryview) -> int:
+    """:func:`_fill`, on a helper thread when ``src`` may block, while this thread waits in short steps.
+
+    A signal that arrives just before a ``read`` system call starts (the thread preempted between Python's check for
+    pending signals and the call) does not interrupt it: reading a pipe whose writer has paused, the command would
+    never run its SIGINT/SIGTERM handler. Waiting here in 0.2 s steps, the handler runs within 0.2 s whatever the
+    writer does; the helper thread (a daemon, ending signals blocked) is abandoned if the command is interrupted.
+    """
+    if not _may_block(src):
+        return _fill(src, buf)
+    result: list[int | BaseException] = []
+    finished = threading.Event()
+
+    def run() -> None:
+        try:
+            result.append(_fill(src, buf))
+        except BaseException as exc:  # noqa: BLE001 - re-raised below in the waiting thread
+            result.append(exc)
+        finally:
+            finished.set()
+
+    _start_deaf([threading.Thread(target=run, name="qsafe-age-read", daemon=True)])
+    while not finished.wait(0.2):
+        pass
+    got = result[0]
+    if isinstance(got, BaseException):
+        raise got
+    return got
+
+
 def _fill(src: BinaryIO, buf: memoryview) -> int:
     """Fill ``buf`` from ``src`` (looping over short reads); fewer bytes only at end of input."""
     view, got = memoryview(buf), 0
@@ -211,7 +257,7 @@ def _pump(src: BinaryIO, write: Write, in_size: int, out_size: int,
           work: Callable[[int, _Slot, bool], _Done], advance: Callable[[int], None] | None, skew: int) -> _Done:
     """Read batches into a ring of slots, run ``work`` on a pool, write results in order; return the last."""
     first = _Slot(_buffer(in_size), _buffer(out_size, skew))
-    first.size = _fill(src, first.src)
+    first.size = _fill_interruptibly(src, first.src)
     if first.size < in_size:  # the whole payload fits one batch: no threads for small files
         done = work(0, first, True)
         if advance is not None:
@@ -246,7 +292,7 @@ def _drive(src: BinaryIO, write: Write, in_size: int, ring: list[_Slot], pool: _
     index = 0
     while True:
         slot, following = ring[index % len(ring)], ring[(index + 1) % len(ring)]
-        following.size = _fill(src, following.src) if slot.size == in_size else 0
+        following.size = _fill_interruptibly(src, following.src) if slot.size == in_size else 0
         at_eof = following.size == 0
         if advance is not None:
             advance(slot.size)

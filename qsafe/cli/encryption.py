@@ -20,7 +20,13 @@ _PASSFILE = passphrase_file_option()
 
 
 def _stdin() -> BinaryIO:
-    return sys.stdin.buffer
+    # Unbuffered: the pipeline reads a pipe on a helper thread (so SIGINT/SIGTERM end the command even while the
+    # writer pauses), and an unbuffered file holds no lock that the interpreter's shutdown would wait for.
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):  # a test runner's in-memory stdin
+        return sys.stdin.buffer
+    return open(fd, "rb", buffering=0, closefd=False)
 
 
 def _stdout() -> BinaryIO:
