@@ -33,8 +33,15 @@ def sealed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
     return d / "id.txt", out.getvalue()
 
 
+# A shell without job control starts background commands (`make test &`) with SIGINT ignored, and an ignored signal
+# stays ignored across exec: qsafe would rightly ignore it too. The command is started with SIGINT at its default,
+# as from a terminal, whatever the test runner inherited.
+_DEFAULT_SIGINT = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                   "os.execv(sys.executable, [sys.executable, '-m', 'qsafe', *sys.argv[1:]])")
+
+
 def _start(args: list[object], cwd: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "qsafe", *map(str, args)], cwd=cwd, stdin=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-c", _DEFAULT_SIGINT, *map(str, args)], cwd=cwd, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "QSAFE_DEBUG": ""})
 
 
