@@ -72,19 +72,25 @@ def _word_features(word: str) -> tuple[str, ...]:
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789£$€'"
 
 
+def _word_counts(texts: Sequence[str], labels: np.ndarray) -> tuple[dict[str, int], dict[str, int]]:
+    """For each normalised word: in how many training messages it occurs, and in how many spam messages."""
+    count: dict[str, int] = {}
+    spam: dict[str, int] = {}
+    for text, label in zip(texts, labels):
+        for word in set(_TOKEN.findall(normalize(text))):
+            count[word] = count.get(word, 0) + 1
+            if label == 1:
+                spam[word] = spam.get(word, 0) + 1
+    return count, spam
+
+
 class Corrector:
     """Robust word recognition (after Pruthi et al., ACL 2019): a word not in the training vocabulary is replaced by
     the vocabulary word one edit away (insertion, deletion, substitution, adjacent swap) that appears in most
     training **spam** (then most messages) -- pessimistic towards the attacker, who wants spam words to vanish."""
 
     def __init__(self, texts: Sequence[str], labels: np.ndarray) -> None:
-        self.count: dict[str, int] = {}
-        self.spam: dict[str, int] = {}
-        for text, label in zip(texts, labels):
-            for word in set(_TOKEN.findall(normalize(text))):
-                self.count[word] = self.count.get(word, 0) + 1
-                if label == 1:
-                    self.spam[word] = self.spam.get(word, 0) + 1
+        self.count, self.spam = _word_counts(texts, labels)
         self._cache: dict[str, str] = {}
 
     def _neighbours(self, w: str) -> set[str]:
@@ -125,13 +131,7 @@ class Recognizer:
     """
 
     def __init__(self, texts: Sequence[str], labels: np.ndarray) -> None:
-        self.count: dict[str, int] = {}
-        self.spam: dict[str, int] = {}
-        for text, label in zip(texts, labels):
-            for word in set(_TOKEN.findall(normalize(text))):
-                self.count[word] = self.count.get(word, 0) + 1
-                if label == 1:
-                    self.spam[word] = self.spam.get(word, 0) + 1
+        self.count, self.spam = _word_counts(texts, labels)
         self.score: dict[str, float] = {}
         self._near: dict[str, tuple[str, ...]] = {}
         self._cache: dict[tuple[str, int], tuple[str, ...]] = {}
